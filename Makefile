@@ -1,0 +1,46 @@
+# casework: the two commands are `make serve` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: serve test lint format install translations bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	@$(BIN)/casework init
+	@$(BIN)/casework demo --first-run
+	@echo
+	@echo "casework is serving on http://$(HOST):$(PORT)  (stop with Ctrl+C)"
+	@echo
+	@$(BIN)/casework serve --host $(HOST) --port $(PORT)
+
+test: install
+	@scripts/ensure-test-services.sh
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check casework tests config.py scripts
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format casework tests config.py scripts
+
+# Extract messages, merge them into the Vietnamese and English catalogues, compile.
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --omit-header -o /tmp/casework-messages.pot .
+	$(BIN)/pybabel update -i /tmp/casework-messages.pot -d casework/translations -l vi --no-location --width 120
+	$(BIN)/pybabel compile -d casework/translations
+
+clean:
+	rm -rf $(VENV) .pytest_cache

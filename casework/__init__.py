@@ -1,0 +1,82 @@
+"""casework: case management for child protection in Vietnam."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+import config as casework_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None = None) -> Flask:
+    """Build the casework application.
+
+    :param config: a configuration name (``embedded``, ``testing``, ``production``), a
+        :class:`config.Settings`, or a mapping of Flask settings applied on top of the environment's.
+    :raises config.ConfigError: the configuration is unsafe or incomplete; the message names the setting.
+    """
+    overrides: Mapping[str, Any] = {}
+    if isinstance(config, casework_config.Settings):
+        settings = config
+    elif isinstance(config, str) or config is None:
+        settings = casework_config.load(config)
+    else:
+        overrides = config
+        settings = casework_config.load(overrides.get("CASEWORK_CONFIG"))
+    settings.validate()
+
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder="static",
+        instance_path=str(settings.instance),
+    )
+    app.config.update(settings.flask_config())
+    app.config.update(overrides)
+    logging.basicConfig(level=app.config["CASEWORK_LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    from casework import i18n
+    from casework.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["CASEWORK_REDIS_URL"] or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter.init_app(app)
+
+    from casework import models  # noqa: F401 - every model registered on the metadata
+    from casework.auth import session as auth_session
+
+    auth_session.init_app(app, login_manager)
+
+    from casework.security import headers
+
+    headers.init_app(app)
+
+    from casework.api import bp as api_bp
+    from casework.auth.views import bp as auth_bp
+    from casework.jobs.views import bp as jobs_bp
+    from casework.main.views import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(jobs_bp)
+    app.register_blueprint(api_bp)
+
+    from casework.api import init_error_handlers
+
+    init_error_handlers(app)
+
+    from casework.main import templating
+
+    templating.init_app(app)
+    return app

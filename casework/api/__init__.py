@@ -1,0 +1,109 @@
+"""``/api/v1``: the JSON door. Bearer tokens, JSON errors, and the OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from casework.auth import operations as auth_operations
+from casework.dbtypes import utcnow
+from casework.errors import DomainError, ValidationFailed
+from casework.extensions import csrf, db
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # the API reads no cookies: a request authenticates with its bearer token alone
+
+#: Endpoints that answer without a token.
+PUBLIC_ENDPOINTS = frozenset({"api.create_token", "api.openapi"})
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, **extra):
+    """Answer ``{"error": {"code", "message", ...}}`` with ``status``."""
+    body = {"error": {"code": code, "message": str(message), **extra}}
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+@bp.before_request
+def authenticate_bearer():
+    """Require a valid bearer token on every endpoint but the public ones; cookies are ignored."""
+    g.api_token = None
+    g._login_user = None
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return error_response(401, "token_missing", "Send 'Authorization: Bearer <token>'; get one at POST /api/v1/tokens.")
+    record = auth_operations.resolve_token(token.strip())
+    if record is None:
+        return error_response(401, "token_invalid", "The token is unknown, expired or revoked.")
+    now = utcnow()
+    if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 300:
+        record.last_used_at = now
+        db.session.commit()
+    g.api_token = record
+    g._login_user = record.user  # Flask-Login's current_user for this request only
+    return None
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith(bp.url_prefix + "/") or request.path == bp.url_prefix
+
+
+def init_error_handlers(app: Flask) -> None:
+    """Turn every error under /api/v1 into the JSON error shape; pages keep their HTML errors."""
+
+    @app.errorhandler(ApiError)
+    def handle_api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.errorhandler(DomainError)
+    def handle_domain_error(exc: DomainError):
+        db.session.rollback()
+        extra = {"fields": {k: [str(m) for m in v] for k, v in exc.errors.items()}} if isinstance(
+            exc, ValidationFailed) else {}
+        if _is_api_request():
+            return error_response(exc.status, exc.code, str(exc.message), **extra)
+        from flask import render_template
+
+        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc: HTTPException):
+        if _is_api_request():
+            status = exc.code or 500
+            response = error_response(status, HTTP_CODES.get(status, "error"), exc.description or exc.name)
+            if status == 429 and exc.response is not None:
+                retry = exc.response.headers.get("Retry-After")
+                if retry:
+                    response.headers["Retry-After"] = retry
+            return response
+        from flask import render_template
+
+        return render_template("error.html", status=exc.code, message=exc.description), exc.code or 500
+
+
+from casework.api import views  # noqa: E402,F401 - routes on bp

@@ -1,0 +1,258 @@
+"""The ``casework`` command: init, users, serve, worker, demo, units.
+
+Each command fails with a clear message and a non-zero status on bad arguments or a refused configuration.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import sys
+from datetime import date
+
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+import config as casework_config
+
+
+def _create_app():
+    from casework import create_app
+
+    try:
+        return create_app()
+    except casework_config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+def main() -> None:
+    """casework: child-protection case management."""
+
+
+# --- init -------------------------------------------------------------------------------------------------------
+
+
+def ensure_instance(settings: casework_config.Settings) -> list[str]:
+    """Create the instance folder and the master key file (mode 0600) when absent; return what was created."""
+    created = []
+    if not settings.instance.exists():
+        settings.instance.mkdir(parents=True, mode=0o700)
+        created.append(f"instance folder {settings.instance}")
+    key_file = settings.key_file
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
+        created.append(f"master key {key_file} (mode 0600: back it up, see README)")
+    elif key_file.stat().st_mode & 0o077:
+        raise click.ClickException(f"{key_file} is readable by other users; run: chmod 600 {key_file}")
+    return created
+
+
+@main.command("init")
+def init_command() -> None:
+    """Create or upgrade the database, load administrative units, create the instance folder and key file."""
+    try:
+        settings = casework_config.load()
+    except casework_config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    created = ensure_instance(settings)
+    app = _create_app()
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        from casework.extensions import db
+        from casework.locations.operations import load_units
+
+        upgrade()
+        report = load_units()
+        db.session.commit()
+        if db.engine.url.get_backend_name() == "sqlite" and db.engine.url.database:
+            # The embedded database holds children's records: only its owner may read it.
+            os.chmod(db.engine.url.database, 0o600)
+    for line in created:
+        click.echo(f"created {line}")
+    click.echo("database is at the latest migration")
+    for table, counts in report.items():
+        click.echo(f"{table}: {counts['added']} added, {counts['updated']} updated")
+
+
+# --- users ------------------------------------------------------------------------------------------------------
+
+
+@main.group("users")
+def users_group() -> None:
+    """Manage user accounts."""
+
+
+@users_group.command("create")
+@click.option("--username", required=True, help="Lower-case letters, digits, '.', '_' or '-'.")
+@click.option("--role", required=True, type=click.Choice(
+    ["social_worker", "supervisor", "provincial_officer", "committee_member", "auditor", "admin"]))
+@click.option("--province", "province_code", required=True, help="Official province code, e.g. 22.")
+@click.option("--commune", "communes", multiple=True, help="Official commune code (repeat for several).")
+@click.option("--full-name", default="", help="The person's name.")
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
+@with_appcontext
+def users_create(username, role, province_code, communes, full_name, password_stdin) -> None:
+    """Create a user account."""
+    from casework.auth import operations
+    from casework.errors import ValidationFailed
+    from casework.extensions import db
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        user = operations.create_user(
+            username=username, password=password, role=role, province_code=province_code,
+            commune_codes=communes, full_name=full_name,
+        )
+    except ValidationFailed as exc:
+        db.session.rollback()
+        for field, messages in exc.errors.items():
+            for message in messages:
+                click.echo(f"error: {field}: {message}", err=True)
+        raise SystemExit(2) from None
+    db.session.commit()
+    click.echo(f"created {user.username} ({user.role}, province {user.province_code}"
+               + (f", communes {', '.join(user.commune_codes)}" if user.commune_codes else "") + ")")
+
+
+@users_group.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List user accounts."""
+    from sqlalchemy import select
+
+    from casework.auth.models import User
+    from casework.extensions import db
+
+    for user in db.session.scalars(select(User).order_by(User.province_code, User.username)):
+        state = "active" if user.active else "inactive"
+        click.echo(f"{user.username}\t{user.role}\t{user.province_code}\t{','.join(user.commune_codes)}\t{state}")
+
+
+@users_group.command("unlock")
+@click.argument("username")
+@with_appcontext
+def users_unlock(username: str) -> None:
+    """Lift a sign-in lock."""
+    from sqlalchemy import select
+
+    from casework.auth import operations
+    from casework.auth.models import User
+    from casework.extensions import db
+
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    operations.unlock(user)
+    db.session.commit()
+    click.echo(f"unlocked {username}")
+
+
+# --- units ------------------------------------------------------------------------------------------------------
+
+
+@main.group("units")
+def units_group() -> None:
+    """Administrative units."""
+
+
+@units_group.command("merge")
+@click.option("--commune", required=True, help="Code of the commune that ceases to exist.")
+@click.option("--into", required=True, help="Code of the commune that takes it over.")
+@click.option("--from", "on", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%d/%m/%Y"]),
+              help="Date of the merger (YYYY-MM-DD or dd/mm/yyyy).")
+@with_appcontext
+def units_merge(commune: str, into: str, on) -> None:
+    """Record that a commune was merged into another from a date."""
+    from casework.errors import ValidationFailed
+    from casework.extensions import db
+    from casework.locations.operations import mark_commune_merged
+
+    try:
+        mark_commune_merged(commune, into, on.date() if hasattr(on, "date") else date.fromisoformat(on))
+    except ValidationFailed as exc:
+        db.session.rollback()
+        raise click.ClickException("; ".join(str(m) for ms in exc.errors.values() for m in ms)) from None
+    db.session.commit()
+    click.echo(f"{commune} merged into {into} from {on:%d/%m/%Y}")
+
+
+# --- serve, worker ------------------------------------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve casework with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    app = _create_app()
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("timeout", 60)
+            self.cfg.set("post_fork", _post_fork)
+
+        def load(self):
+            return app
+
+    def _post_fork(server, worker):
+        from casework.extensions import db
+
+        with app.app_context():
+            db.engine.dispose(close=False)  # each worker opens its own connections
+
+    Server().run()
+
+
+@main.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run background jobs from Redis (needs CASEWORK_REDIS_URL)."""
+    from casework.jobs.worker import work
+
+    work(_create_app(), burst=burst)
+
+
+# --- demo ---------------------------------------------------------------------------------------------------------
+
+
+@main.command("demo")
+@click.option("--first-run", is_flag=True, help="Seed only when the database has no user yet.")
+@with_appcontext
+def demo(first_run: bool) -> None:
+    """Create demo users of every role (not in production) and print their logins."""
+    from sqlalchemy import func, select
+
+    from casework import demo as demo_data
+    from casework.auth.models import User
+    from casework.extensions import db
+
+    if current_app.config["CASEWORK_CONFIG"] == "production":
+        raise click.ClickException("demo data is refused in the production configuration")
+    if first_run and db.session.scalar(select(func.count(User.id))):
+        click.echo("demo data: already seeded")
+    else:
+        created = demo_data.seed_users()
+        db.session.commit()
+        click.echo(f"demo data: {len(created)} users created")
+    click.echo(f"Demo logins (password for each: {demo_data.DEMO_PASSWORD}):")
+    for user in demo_data.DEMO_USERS:
+        click.echo(f"  {user.username:<11} {user.role}")
+
+

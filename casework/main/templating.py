@@ -1,0 +1,38 @@
+"""What every template sees: formatting filters and the navigation of the user's role."""
+
+from __future__ import annotations
+
+from flask import Flask, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from casework import i18n, scope
+from casework.auth.forms import EmptyForm, ROLE_LABELS
+
+
+def navigation() -> list[tuple[str, str]]:
+    """Return (label, url) pairs for the signed-in user's role: nobody is shown a door they cannot open."""
+    if not current_user.is_authenticated:
+        return []
+    items = [(_l("Home"), url_for("main.home"))]
+    if scope.can_manage_users(current_user):
+        items.append((_l("Users"), url_for("auth.list_users")))
+    items.append((_l("Jobs"), url_for("jobs.list_jobs")))
+    return items
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        date=i18n.format_date, datetime=i18n.format_datetime, vnd=i18n.format_vnd, number=i18n.format_number
+    )
+
+    @app.context_processor
+    def inject():
+        return {
+            "navigation": navigation,
+            "languages": i18n.LANGUAGES,
+            "current_locale": i18n.select_locale(),
+            "role_labels": ROLE_LABELS,
+            "logout_form": EmptyForm if current_user.is_authenticated else None,
+            "here": request.full_path.rstrip("?"),
+        }

@@ -1,0 +1,13 @@
+"""Import every area's models, so the metadata (and Alembic) sees the whole schema."""
+
+from casework.auth.models import ApiToken, User, UserCommune  # noqa: F401
+from casework.jobs.models import Job  # noqa: F401
+from casework.locations import tasks as _location_tasks  # noqa: F401 - registers the area's jobs
+from casework.locations.models import (  # noqa: F401
+    Commune,
+    LegacyDistrict,
+    LegacyMapping,
+    LegacyProvince,
+    LegacyWard,
+    Province,
+)

@@ -1,0 +1,1 @@
+"""Shared protection mechanisms: response headers now; field encryption, blind indexes and keys next."""

@@ -1,0 +1,171 @@
+"""casework configuration.
+
+Three configurations share one set of settings, read from environment variables prefixed ``CASEWORK_``:
+
+- ``embedded`` (the default): SQLite and a key file in the instance folder; what ``make serve`` runs.
+- ``testing``: the embedded configuration with cheap password hashing; the tests pass their own database URL.
+- ``production``: refuses to start with a default secret, with SQLite (unless ``CASEWORK_ALLOW_SQLITE=1``)
+  or without a key file, and names the missing setting.
+
+``CASEWORK_CONFIG`` chooses one (``embedded``, ``testing`` or ``production``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The secret used when none is set. Production refuses to start with it.
+DEFAULT_SECRET_KEY = "casework-embedded-not-secret"  # noqa: S105 - a marker refused in production
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message names it."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"CASEWORK_{name}")
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"CASEWORK_{name} must be a whole number, not {raw!r}") from None
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Settings:
+    """Every setting casework reads, with its environment variable in the comment."""
+
+    name: str = "embedded"
+    instance: Path = field(default_factory=lambda: Path("instance").resolve())  # CASEWORK_INSTANCE
+    secret_key: str = DEFAULT_SECRET_KEY  # CASEWORK_SECRET_KEY
+    database_url: str | None = None  # CASEWORK_DATABASE_URL (default: SQLite in the instance folder)
+    replica_url: str | None = None  # CASEWORK_REPLICA_URL (statistics read replica)
+    redis_url: str | None = None  # CASEWORK_REDIS_URL (no Redis: background jobs run inline)
+    master_key_file: Path | None = None  # CASEWORK_MASTER_KEY_FILE (default: <instance>/master.key)
+    allow_sqlite: bool = True  # CASEWORK_ALLOW_SQLITE (production only)
+    session_idle_minutes: int = 30  # CASEWORK_SESSION_IDLE_MINUTES
+    login_max_failures: int = 5  # CASEWORK_LOGIN_MAX_FAILURES
+    login_lock_minutes: int = 15  # CASEWORK_LOGIN_LOCK_MINUTES
+    api_token_hours: int = 8  # CASEWORK_API_TOKEN_HOURS
+    login_rate_limit: str = "30 per minute"  # CASEWORK_LOGIN_RATE_LIMIT (per client address, sign-in and tokens)
+    default_locale: str = "vi"  # CASEWORK_DEFAULT_LOCALE
+    timezone: str = "Asia/Ho_Chi_Minh"  # CASEWORK_TIMEZONE
+    log_level: str = "INFO"  # CASEWORK_LOG_LEVEL
+    argon2_time_cost: int = 3
+    argon2_memory_cost: int = 65536
+    secure_cookies: bool = False
+    testing: bool = False
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.instance / 'casework.sqlite3'}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.master_key_file or self.instance / "master.key"
+
+    def flask_config(self) -> dict[str, Any]:
+        """Translate the settings into Flask's configuration keys."""
+        url = self.sqlalchemy_url
+        engine_options: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            # One writer at a time; wait for the lock instead of failing at once.
+            engine_options = {"connect_args": {"timeout": 30}}
+        return {
+            "CASEWORK_CONFIG": self.name,
+            "SECRET_KEY": self.secret_key,
+            "TESTING": self.testing,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+            "SQLALCHEMY_BINDS": {"replica": self.replica_url} if self.replica_url else {},
+            "CASEWORK_INSTANCE": str(self.instance),
+            "CASEWORK_REDIS_URL": self.redis_url,
+            "CASEWORK_KEY_FILE": str(self.key_file),
+            "CASEWORK_SESSION_IDLE_MINUTES": self.session_idle_minutes,
+            "CASEWORK_LOGIN_MAX_FAILURES": self.login_max_failures,
+            "CASEWORK_LOGIN_LOCK_MINUTES": self.login_lock_minutes,
+            "CASEWORK_API_TOKEN_HOURS": self.api_token_hours,
+            "CASEWORK_LOGIN_RATE_LIMIT": self.login_rate_limit,
+            "CASEWORK_TIMEZONE": self.timezone,
+            "CASEWORK_LOG_LEVEL": self.log_level,
+            "CASEWORK_ARGON2_TIME_COST": self.argon2_time_cost,
+            "CASEWORK_ARGON2_MEMORY_COST": self.argon2_memory_cost,
+            "BABEL_DEFAULT_LOCALE": self.default_locale,
+            "BABEL_DEFAULT_TIMEZONE": self.timezone,
+            "BABEL_TRANSLATION_DIRECTORIES": "translations",
+            "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session, which expires when idle
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.secure_cookies,
+            "SESSION_COOKIE_NAME": "casework_session",
+            "REMEMBER_COOKIE_DURATION": 0,
+            "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
+        }
+
+    def validate(self) -> None:
+        """Refuse unsafe production settings, naming each one that is missing."""
+        if self.name != "production":
+            return
+        problems = []
+        if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("CASEWORK_SECRET_KEY is not set (it needs at least 32 random characters)")
+        if self.database_url is None:
+            problems.append("CASEWORK_DATABASE_URL is not set (production uses PostgreSQL)")
+        elif self.database_url.startswith("sqlite") and not self.allow_sqlite:
+            problems.append("CASEWORK_DATABASE_URL points at SQLite; set CASEWORK_ALLOW_SQLITE=1 to allow it")
+        if self.master_key_file is None:
+            problems.append("CASEWORK_MASTER_KEY_FILE is not set (the master key file; see docs/SECURITY.md)")
+        elif not self.master_key_file.is_file():
+            problems.append(f"CASEWORK_MASTER_KEY_FILE names {self.master_key_file}, which does not exist")
+        if problems:
+            raise ConfigError("Production configuration refused: " + "; ".join(problems))
+
+
+def load(name: str | None = None) -> Settings:
+    """Build the settings for configuration ``name`` (default ``CASEWORK_CONFIG`` or ``embedded``)."""
+    name = name or _env("CONFIG", "embedded")
+    if name not in {"embedded", "testing", "production"}:
+        raise ConfigError(f"CASEWORK_CONFIG must be embedded, testing or production, not {name!r}")
+    instance = Path(_env("INSTANCE", "instance")).resolve()
+    key_file = _env("MASTER_KEY_FILE")
+    settings = Settings(
+        name=name,
+        instance=instance,
+        secret_key=_env("SECRET_KEY", DEFAULT_SECRET_KEY),
+        database_url=_env("DATABASE_URL"),
+        replica_url=_env("REPLICA_URL"),
+        redis_url=_env("REDIS_URL"),
+        master_key_file=Path(key_file).resolve() if key_file else None,
+        allow_sqlite=_env_bool("ALLOW_SQLITE", default=name != "production"),
+        session_idle_minutes=_env_int("SESSION_IDLE_MINUTES", 30),
+        login_max_failures=_env_int("LOGIN_MAX_FAILURES", 5),
+        login_lock_minutes=_env_int("LOGIN_LOCK_MINUTES", 15),
+        api_token_hours=_env_int("API_TOKEN_HOURS", 8),
+        login_rate_limit=_env("LOGIN_RATE_LIMIT", "30 per minute"),
+        default_locale=_env("DEFAULT_LOCALE", "vi"),
+        timezone=_env("TIMEZONE", "Asia/Ho_Chi_Minh"),
+        log_level=_env("LOG_LEVEL", "INFO"),
+        secure_cookies=name == "production",
+        testing=name == "testing",
+    )
+    if name == "testing":
+        # Hashing strength is not under test; speed is.
+        settings.argon2_time_cost = 1
+        settings.argon2_memory_cost = 1024
+    return settings

@@ -1,0 +1,327 @@
+"""The test harness: the suite runs against SQLite and a real PostgreSQL 15, with a real Redis.
+
+Every test that uses ``app`` runs once per backend (``[sqlite]``, ``[postgresql]``). The SQLite app runs jobs inline
+(no Redis, as ``make serve`` does); the PostgreSQL app is configured like production, with Redis, rq and a real
+worker process. Servers come from Debian's packages (``scripts/ensure-test-services.sh`` installs them); when ``CI``
+is set, a server that cannot start fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+import config as casework_config
+from tests.services import PostgresServer, RedisServer, ServiceUnavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = [b for b in os.environ.get("CASEWORK_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+TEST_PASSWORD = "correct horse battery"
+_db_counter = itertools.count(1)
+
+# Tables that keep their rows between tests: the reference data loaded once per session.
+REFERENCE_TABLES = {
+    "provinces", "communes", "legacy_provinces", "legacy_districts", "legacy_wards", "legacy_mappings",
+    "alembic_version",
+}
+
+
+def unavailable(message: str):
+    """Skip on a developer's machine; fail under CI, where every server must start."""
+    if os.environ.get("CI"):
+        pytest.fail(f"test service unavailable under CI: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+    except (ServiceUnavailable, OSError) as exc:
+        server.stop()
+        unavailable(f"PostgreSQL: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    try:
+        server.start()
+    except (ServiceUnavailable, OSError) as exc:
+        unavailable(f"Redis: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def app_env(backend, tmp_path_factory, request) -> dict[str, str]:
+    """The CASEWORK_* environment of the backend's app (also given to worker and CLI subprocesses)."""
+    instance = tmp_path_factory.mktemp(f"instance-{backend}")
+    env = {
+        "CASEWORK_CONFIG": "testing",
+        "CASEWORK_INSTANCE": str(instance),
+        "CASEWORK_SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "CASEWORK_LOGIN_RATE_LIMIT": "100000 per minute",
+        "CASEWORK_LOG_LEVEL": "WARNING",
+    }
+    if backend == "sqlite":
+        env["CASEWORK_DATABASE_URL"] = f"sqlite:///{instance / 'casework.sqlite3'}"
+    else:
+        pg = request.getfixturevalue("pg_server")
+        redis = request.getfixturevalue("redis_server")
+        env["CASEWORK_DATABASE_URL"] = pg.create_database(f"casework_{next(_db_counter)}")
+        env["CASEWORK_REDIS_URL"] = redis.url
+    return env
+
+
+def build_app(env: dict[str, str], **overrides):
+    """Create an app from a CASEWORK_* environment (and Flask setting overrides)."""
+    from casework import create_app
+
+    with environment(env):
+        settings = casework_config.load("testing")
+        app = create_app(settings)
+    app.config.update(overrides)
+    return app
+
+
+@pytest.fixture(scope="session")
+def app(app_env):
+    """The backend's app, its schema created by the migrations and the administrative units loaded."""
+    from flask_migrate import upgrade
+
+    from casework.cli import ensure_instance
+    from casework.extensions import db
+    from casework.locations.operations import load_units
+
+    with environment(app_env):
+        ensure_instance(casework_config.load("testing"))
+    app = build_app(app_env)
+    with app.app_context():
+        upgrade()
+        load_units()
+        db.session.commit()
+        db.session.remove()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _clean_tables(app) -> None:
+    from casework.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in REFERENCE_TABLES]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(table.delete())
+            conn.execute(text(
+                "UPDATE communes SET merged_into_code = NULL, merged_on = NULL WHERE merged_into_code IS NOT NULL"
+            ))
+
+
+@pytest.fixture(autouse=True)
+def _isolate(request):
+    """Give each test that uses the app an app context and empty tables (reference data kept)."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    from casework.extensions import limiter
+
+    with app.app_context():
+        yield
+        from casework.extensions import db
+
+        db.session.rollback()
+        db.session.remove()
+    limiter.reset()
+    _clean_tables(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app):
+    """Factory: ``make_user(role="supervisor", communes=("06970",))`` creates and commits a user."""
+    from casework.auth import operations
+    from casework.extensions import db
+
+    counter = itertools.count(1)
+
+    def factory(role: str = "social_worker", *, username: str | None = None, province: str = "22",
+                communes: tuple[str, ...] | None = None, password: str = TEST_PASSWORD, full_name: str = ""):
+        if communes is None:
+            communes = ("06970",) if role in {"social_worker", "supervisor"} else ()
+        user = operations.create_user(
+            username=username or f"{role.replace('_', '')}{next(counter)}", password=password, role=role,
+            province_code=province, commune_codes=communes, full_name=full_name,
+        )
+        db.session.commit()
+        return user
+
+    return factory
+
+
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+class AuthActions:
+    """Sign in and out through the real forms (flaskr's AuthActions)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def csrf(self, path: str = "/login") -> str:
+        return csrf_from(self.client.get(path).get_data(as_text=True))
+
+    def login(self, username: str, password: str = TEST_PASSWORD, *, follow: bool = False):
+        token = self.csrf("/login")
+        return self.client.post(
+            "/login", data={"csrf_token": token, "username": username, "password": password},
+            follow_redirects=follow,
+        )
+
+    def logout(self):
+        token = csrf_from(self.client.get("/").get_data(as_text=True))
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client) -> AuthActions:
+    return AuthActions(client)
+
+
+@pytest.fixture
+def api_token(client):
+    """Factory: ``api_token(user)`` returns a bearer token obtained through POST /api/v1/tokens."""
+
+    def factory(user, password: str = TEST_PASSWORD) -> str:
+        response = client.post("/api/v1/tokens", json={"username": user.username, "password": password})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["token"]
+
+    return factory
+
+
+# --- processes: CLI, worker, live server -------------------------------------------------------------------------
+
+
+def casework_cli(env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 120):
+    """Run the installed ``casework`` command with a CASEWORK_* environment."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
+    full_env.update(env)
+    exe = Path(sys.executable).with_name("casework")
+    return subprocess.run([str(exe), *args], input=stdin, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def rq_worker(app, app_env):
+    """A real ``casework worker`` process on the backend's Redis (PostgreSQL backend only)."""
+    if "CASEWORK_REDIS_URL" not in app_env:
+        yield None
+        return
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
+    full_env.update(app_env)
+    exe = Path(sys.executable).with_name("casework")
+    proc = subprocess.Popen([str(exe), "worker"], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The backend's app served over HTTP on a free port, in a thread."""
+    from werkzeug.serving import make_server
+
+    from tests.services import free_port
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (``playwright install`` is not used)."""
+    if not Path(CHROMIUM).exists():
+        unavailable(f"Chromium is not installed at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            )
+        except Exception as exc:  # noqa: BLE001 - any launch failure means no browser
+            unavailable(f"Chromium did not start: {exc}")
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()
