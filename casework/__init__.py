@@ -14,6 +14,21 @@ import config as casework_config
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _tune_sqlite(engine) -> None:
+    """Enforce foreign keys and let readers work beside a writer (WAL) on the embedded database."""
+    if engine.dialect.name != "sqlite":
+        return
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
 def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None = None) -> Flask:
     """Build the casework application.
 
@@ -46,6 +61,8 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     from casework.extensions import babel, csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
+    with app.app_context():
+        _tune_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)

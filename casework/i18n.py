@@ -8,13 +8,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from flask import current_app, request, session
+from flask import current_app, has_request_context, request, session
 
 LANGUAGES = {"vi": "Tiếng Việt", "en": "English"}
 
 
 def select_locale() -> str:
-    lang = session.get("lang")
+    """The language of this request: the user's choice, else the default (Vietnamese); outside a request too."""
+    lang = session.get("lang") if has_request_context() else None
     if lang in LANGUAGES:
         return lang
     return current_app.config.get("BABEL_DEFAULT_LOCALE", "vi")

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 import config as casework_config
@@ -106,6 +107,18 @@ def app_env(backend, tmp_path_factory, request) -> dict[str, str]:
     return env
 
 
+class FreshContextClient(FlaskClient):
+    """A test client whose every request runs in its own app context, as in production.
+
+    Without this, a test holding an app context would share ``g`` (the signed-in user) and the database session
+    with the requests it makes, and hide bugs that only show across requests.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 def build_app(env: dict[str, str], **overrides):
     """Create an app from a CASEWORK_* environment (and Flask setting overrides)."""
     from casework import create_app
@@ -114,6 +127,7 @@ def build_app(env: dict[str, str], **overrides):
         settings = casework_config.load("testing")
         app = create_app(settings)
     app.config.update(overrides)
+    app.test_client_class = FreshContextClient
     return app
 
 
@@ -202,7 +216,7 @@ def make_user(app):
     return factory
 
 
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 def csrf_from(html: str) -> str:

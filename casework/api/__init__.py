@@ -37,6 +37,8 @@ def error_response(status: int, code: str, message: str, **extra):
     body = {"error": {"code": code, "message": str(message), **extra}}
     response = jsonify(body)
     response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="casework"'  # RFC 6750
     return response
 
 
@@ -95,7 +97,10 @@ def init_error_handlers(app: Flask) -> None:
     def handle_http_error(exc: HTTPException):
         if _is_api_request():
             status = exc.code or 500
-            response = error_response(status, HTTP_CODES.get(status, "error"), exc.description or exc.name)
+            message = exc.description or exc.name
+            if status == 429:
+                message = f"Too many requests from this address ({exc.description}); wait and try again."
+            response = error_response(status, HTTP_CODES.get(status, "error"), message)
             if status == 429 and exc.response is not None:
                 retry = exc.response.headers.get("Retry-After")
                 if retry:

@@ -81,14 +81,14 @@ def me():
 
 @bp.get("/provinces")
 def list_provinces():
-    """List the 34 provinces (public reference data)."""
+    """List the 34 provinces (reference data, for any signed-in caller)."""
     rows = db.session.scalars(select(Province).order_by(Province.code)).all()
     return jsonify(items=[{"code": p.code, "name": p.name, "type": p.type} for p in rows])
 
 
 @bp.get("/provinces/<code>/communes")
 def list_communes(code: str):
-    """List the communes of a province (public reference data)."""
+    """List the communes of a province (reference data, for any signed-in caller)."""
     if db.session.get(Province, code) is None:
         raise ApiError(404, "not_found", "Unknown province code.")
     rows = db.session.scalars(select(Commune).where(Commune.province_code == code).order_by(Commune.code)).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from casework.auth.roles import ROLES
@@ -27,7 +28,7 @@ class LoginForm(FlaskForm):
 class UserCreateForm(FlaskForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     full_name = StringField(_l("Full name"), validators=[Optional(), Length(max=200)])
-    role = SelectField(_l("Role"), choices=[(r, ROLE_LABELS[r]) for r in ROLES], validators=[DataRequired()])
+    role = SelectField(_l("Role"), choices=[SelectChoice(r, ROLE_LABELS[r]) for r in ROLES], validators=[DataRequired()])
     communes = SelectMultipleField(_l("Communes (social workers and supervisors)"), choices=[], validate_choice=False)
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
     confirm = PasswordField(

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from casework import scope
 from casework.auth import operations
@@ -95,13 +96,13 @@ def _load_user(user_id: uuid.UUID) -> User:
     return user
 
 
-def _commune_choices() -> list[tuple[str, str]]:
+def _commune_choices() -> list[SelectChoice]:
     rows = db.session.execute(
         select(Commune.code, Commune.name)
         .where(Commune.province_code == current_user.province_code, Commune.merged_into_code.is_(None))
         .order_by(Commune.name)
     ).all()
-    return [(code, f"{name} ({code})") for code, name in rows]
+    return [SelectChoice(code, f"{name} ({code})") for code, name in rows]
 
 
 @bp.get("/admin/users")
