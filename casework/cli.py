@@ -11,7 +11,6 @@ import secrets
 import sys
 from datetime import date
 
-
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
@@ -92,8 +91,11 @@ def users_group() -> None:
 
 @users_group.command("create")
 @click.option("--username", required=True, help="Lower-case letters, digits, '.', '_' or '-'.")
-@click.option("--role", required=True, type=click.Choice(
-    ["social_worker", "supervisor", "provincial_officer", "committee_member", "auditor", "admin"]))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["social_worker", "supervisor", "provincial_officer", "committee_member", "auditor", "admin"]),
+)
 @click.option("--province", "province_code", required=True, help="Official province code, e.g. 22.")
 @click.option("--commune", "communes", multiple=True, help="Official commune code (repeat for several).")
 @click.option("--full-name", default="", help="The person's name.")
@@ -108,8 +110,12 @@ def users_create(username, role, province_code, communes, full_name, password_st
     password = sys.stdin.readline().rstrip("\r\n")
     try:
         user = operations.create_user(
-            username=username, password=password, role=role, province_code=province_code,
-            commune_codes=communes, full_name=full_name,
+            username=username,
+            password=password,
+            role=role,
+            province_code=province_code,
+            commune_codes=communes,
+            full_name=full_name,
         )
     except ValidationFailed as exc:
         db.session.rollback()
@@ -118,8 +124,11 @@ def users_create(username, role, province_code, communes, full_name, password_st
                 click.echo(f"error: {field}: {message}", err=True)
         raise SystemExit(2) from None
     db.session.commit()
-    click.echo(f"created {user.username} ({user.role}, province {user.province_code}"
-               + (f", communes {', '.join(user.commune_codes)}" if user.commune_codes else "") + ")")
+    click.echo(
+        f"created {user.username} ({user.role}, province {user.province_code}"
+        + (f", communes {', '.join(user.commune_codes)}" if user.commune_codes else "")
+        + ")"
+    )
 
 
 @users_group.command("list")
@@ -166,8 +175,13 @@ def units_group() -> None:
 @units_group.command("merge")
 @click.option("--commune", required=True, help="Code of the commune that ceases to exist.")
 @click.option("--into", required=True, help="Code of the commune that takes it over.")
-@click.option("--from", "on", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%d/%m/%Y"]),
-              help="Date of the merger (YYYY-MM-DD or dd/mm/yyyy).")
+@click.option(
+    "--from",
+    "on",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d", "%d/%m/%Y"]),
+    help="Date of the merger (YYYY-MM-DD or dd/mm/yyyy).",
+)
 @with_appcontext
 def units_merge(commune: str, into: str, on) -> None:
     """Record that a commune was merged into another from a date."""
@@ -256,3 +270,36 @@ def demo(first_run: bool) -> None:
         click.echo(f"  {user.username:<11} {user.role}")
 
 
+# --- jobs ---------------------------------------------------------------------------------------------------------
+
+
+@main.group("jobs")
+def jobs_group() -> None:
+    """Background jobs."""
+
+
+@jobs_group.command("check")
+@click.option("--timeout", default=60, show_default=True, type=click.IntRange(1, 3600), help="Seconds to wait.")
+@with_appcontext
+def jobs_check(timeout: int) -> None:
+    """Run a small job and wait for it: proves that Redis and a worker (or inline mode) work."""
+    import time
+
+    from casework import jobs
+    from casework.extensions import db
+    from casework.jobs.models import Job
+
+    job = jobs.launch("jobs.selfcheck", steps=3)
+    mode = "inline" if jobs.redis_connection() is None else "rq worker"
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.expire_all()
+        job = db.session.get(Job, job.id)
+        if job.done or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if job.status != "finished":
+        raise click.ClickException(
+            f"job {job.id} is {job.status} after {timeout}s ({mode}); is `casework worker` running?"
+        )
+    click.echo(f"job {job.id} finished ({mode})")

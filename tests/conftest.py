@@ -32,7 +32,12 @@ _db_counter = itertools.count(1)
 
 # Tables that keep their rows between tests: the reference data loaded once per session.
 REFERENCE_TABLES = {
-    "provinces", "communes", "legacy_provinces", "legacy_districts", "legacy_wards", "legacy_mappings",
+    "provinces",
+    "communes",
+    "legacy_provinces",
+    "legacy_districts",
+    "legacy_wards",
+    "legacy_mappings",
     "alembic_version",
 }
 
@@ -165,9 +170,9 @@ def _clean_tables(app) -> None:
             else:
                 for table in tables:
                     conn.execute(table.delete())
-            conn.execute(text(
-                "UPDATE communes SET merged_into_code = NULL, merged_on = NULL WHERE merged_into_code IS NOT NULL"
-            ))
+            conn.execute(
+                text("UPDATE communes SET merged_into_code = NULL, merged_on = NULL WHERE merged_into_code IS NOT NULL")
+            )
 
 
 @pytest.fixture(autouse=True)
@@ -202,13 +207,24 @@ def make_user(app):
 
     counter = itertools.count(1)
 
-    def factory(role: str = "social_worker", *, username: str | None = None, province: str = "22",
-                communes: tuple[str, ...] | None = None, password: str = TEST_PASSWORD, full_name: str = ""):
+    def factory(
+        role: str = "social_worker",
+        *,
+        username: str | None = None,
+        province: str = "22",
+        communes: tuple[str, ...] | None = None,
+        password: str = TEST_PASSWORD,
+        full_name: str = "",
+    ):
         if communes is None:
             communes = ("06970",) if role in {"social_worker", "supervisor"} else ()
         user = operations.create_user(
-            username=username or f"{role.replace('_', '')}{next(counter)}", password=password, role=role,
-            province_code=province, commune_codes=communes, full_name=full_name,
+            username=username or f"{role.replace('_', '')}{next(counter)}",
+            password=password,
+            role=role,
+            province_code=province,
+            commune_codes=communes,
+            full_name=full_name,
         )
         db.session.commit()
         return user
@@ -237,7 +253,8 @@ class AuthActions:
     def login(self, username: str, password: str = TEST_PASSWORD, *, follow: bool = False):
         token = self.csrf("/login")
         return self.client.post(
-            "/login", data={"csrf_token": token, "username": username, "password": password},
+            "/login",
+            data={"csrf_token": token, "username": username, "password": password},
             follow_redirects=follow,
         )
 
@@ -271,8 +288,9 @@ def casework_cli(env: dict[str, str], *args: str, stdin: str | None = None, time
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
     full_env.update(env)
     exe = Path(sys.executable).with_name("casework")
-    return subprocess.run([str(exe), *args], input=stdin, env=full_env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [str(exe), *args], input=stdin, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -284,8 +302,9 @@ def rq_worker(app, app_env):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
     full_env.update(app_env)
     exe = Path(sys.executable).with_name("casework")
-    proc = subprocess.Popen([str(exe), "worker"], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        [str(exe), "worker"], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     yield proc
     proc.terminate()
     try:
@@ -323,8 +342,15 @@ def browser():
         try:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
             )
         except Exception as exc:  # noqa: BLE001 - any launch failure means no browser
             unavailable(f"Chromium did not start: {exc}")

@@ -66,25 +66,57 @@ class PostgresServer:
             os.chmod(self.base, 0o700)
             self.run_as = ["runuser", "-u", "postgres", "--"]
         init = subprocess.run(
-            self._as_owner(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                           "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"),
-            capture_output=True, text=True, check=False,
+            self._as_owner(
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if init.returncode:
             raise ServiceUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
         self.proc = subprocess.Popen(
-            self._as_owner(str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                           "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.base}",
-                           "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                           "-c", "max_connections=200", "-c", "log_min_messages=fatal"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self._as_owner(
+                str(PG_BIN / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.base}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "log_min_messages=fatal",
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         _wait_for_port(self.port, self.proc, "postgres")
         # The port answers a little before connections are accepted.
         deadline = time.monotonic() + 30
         while True:
-            ready = subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                                   capture_output=True, check=False)
+            ready = subprocess.run(
+                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True, check=False
+            )
             if ready.returncode == 0:
                 break
             if time.monotonic() > deadline:
@@ -98,7 +130,8 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         subprocess.run(
             [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         return self.url(name)
 
@@ -124,9 +157,21 @@ class RedisServer:
         if binary is None:
             raise ServiceUnavailable("redis-server is not installed")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         _wait_for_port(self.port, self.proc, "redis-server")
         return self

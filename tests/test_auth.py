@@ -145,8 +145,9 @@ def test_sign_in_does_not_redirect_to_another_site(make_user, client):
     make_user(username="redirect")
     token = csrf_from(client.get("/login").get_data(as_text=True))
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
-        response = client.post(f"/login?next={target}", data={
-            "csrf_token": token, "username": "redirect", "password": TEST_PASSWORD})
+        response = client.post(
+            f"/login?next={target}", data={"csrf_token": token, "username": "redirect", "password": TEST_PASSWORD}
+        )
         assert response.headers["Location"] == "/", target
         client.post("/logout", data={"csrf_token": csrf_from(client.get("/").get_data(as_text=True))})
         token = csrf_from(client.get("/login").get_data(as_text=True))

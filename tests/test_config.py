@@ -24,9 +24,9 @@ def clean_env():
 
 
 def test_production_refuses_default_secret_and_names_every_missing_setting(clean_env, tmp_path):
-    with environment({"CASEWORK_CONFIG": "production", "CASEWORK_INSTANCE": str(tmp_path)}):
-        with pytest.raises(casework_config.ConfigError) as refused:
-            create_app()
+    env = {"CASEWORK_CONFIG": "production", "CASEWORK_INSTANCE": str(tmp_path)}
+    with environment(env), pytest.raises(casework_config.ConfigError) as refused:
+        create_app()
     message = str(refused.value)
     assert "CASEWORK_SECRET_KEY" in message
     assert "CASEWORK_DATABASE_URL" in message
@@ -76,8 +76,7 @@ def test_production_refuses_a_short_secret(clean_env, tmp_path):
 
 
 def test_serve_in_production_without_secrets_exits_non_zero_naming_the_setting(tmp_path):
-    result = casework_cli({"CASEWORK_CONFIG": "production", "CASEWORK_INSTANCE": str(tmp_path)}, "serve",
-                          timeout=60)
+    result = casework_cli({"CASEWORK_CONFIG": "production", "CASEWORK_INSTANCE": str(tmp_path)}, "serve", timeout=60)
     assert result.returncode != 0
     assert "CASEWORK_SECRET_KEY" in result.stderr
 
@@ -88,9 +87,9 @@ def test_unknown_configuration_name_is_refused(clean_env):
 
 
 def test_a_malformed_number_names_its_setting(clean_env):
-    with environment({"CASEWORK_SESSION_IDLE_MINUTES": "half an hour"}):
-        with pytest.raises(casework_config.ConfigError, match="CASEWORK_SESSION_IDLE_MINUTES"):
-            casework_config.load()
+    env = {"CASEWORK_SESSION_IDLE_MINUTES": "half an hour"}
+    with environment(env), pytest.raises(casework_config.ConfigError, match="CASEWORK_SESSION_IDLE_MINUTES"):
+        casework_config.load()
 
 
 def test_embedded_defaults_need_no_setting(clean_env, tmp_path):

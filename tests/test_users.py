@@ -32,8 +32,13 @@ def user_count() -> int:
     ],
 )
 def test_each_rule_refuses_and_saves_nothing(app, kwargs, field):
-    values = {"username": "newuser", "password": TEST_PASSWORD, "role": "social_worker", "province_code": "22",
-              "commune_codes": ("06970",)}
+    values = {
+        "username": "newuser",
+        "password": TEST_PASSWORD,
+        "role": "social_worker",
+        "province_code": "22",
+        "commune_codes": ("06970",),
+    }
     values.update(kwargs)
     with pytest.raises(ValidationFailed) as refused:
         operations.create_user(**values)
@@ -44,8 +49,13 @@ def test_each_rule_refuses_and_saves_nothing(app, kwargs, field):
 
 def test_a_commune_outside_the_users_province_is_refused_with_its_code(app):
     with pytest.raises(ValidationFailed) as refused:
-        operations.create_user(username="outside", password=TEST_PASSWORD, role="supervisor", province_code="22",
-                               commune_codes=("06970", "00004"))
+        operations.create_user(
+            username="outside",
+            password=TEST_PASSWORD,
+            role="supervisor",
+            province_code="22",
+            commune_codes=("06970", "00004"),
+        )
     messages = [str(m) for m in refused.value.errors["communes"]]
     assert any("00004" in m and "22" in m for m in messages)
 
@@ -64,8 +74,21 @@ def test_a_valid_user_keeps_its_communes(make_user):
 
 
 def test_cli_creates_a_user_reading_the_password_from_stdin(app, app_env):
-    result = casework_cli(app_env, "users", "create", "--username", "clihoa", "--role", "social_worker",
-                          "--province", "22", "--commune", "06970", "--password-stdin", stdin=TEST_PASSWORD + "\n")
+    result = casework_cli(
+        app_env,
+        "users",
+        "create",
+        "--username",
+        "clihoa",
+        "--role",
+        "social_worker",
+        "--province",
+        "22",
+        "--commune",
+        "06970",
+        "--password-stdin",
+        stdin=TEST_PASSWORD + "\n",
+    )
     assert result.returncode == 0, result.stderr
     assert "clihoa" in result.stdout
     db.session.expire_all()
@@ -75,8 +98,21 @@ def test_cli_creates_a_user_reading_the_password_from_stdin(app, app_env):
 
 
 def test_cli_refuses_a_commune_outside_the_province_with_a_clear_message(app, app_env):
-    result = casework_cli(app_env, "users", "create", "--username", "clibad", "--role", "social_worker",
-                          "--province", "22", "--commune", "00004", "--password-stdin", stdin=TEST_PASSWORD + "\n")
+    result = casework_cli(
+        app_env,
+        "users",
+        "create",
+        "--username",
+        "clibad",
+        "--role",
+        "social_worker",
+        "--province",
+        "22",
+        "--commune",
+        "00004",
+        "--password-stdin",
+        stdin=TEST_PASSWORD + "\n",
+    )
     assert result.returncode != 0
     assert "00004" in result.stderr
     db.session.expire_all()
@@ -84,8 +120,19 @@ def test_cli_refuses_a_commune_outside_the_province_with_a_clear_message(app, ap
 
 
 def test_cli_refuses_an_unknown_role_and_missing_options(app, app_env):
-    bad_role = casework_cli(app_env, "users", "create", "--username", "x1x", "--role", "king", "--province", "22",
-                            "--password-stdin", stdin=TEST_PASSWORD)
+    bad_role = casework_cli(
+        app_env,
+        "users",
+        "create",
+        "--username",
+        "x1x",
+        "--role",
+        "king",
+        "--province",
+        "22",
+        "--password-stdin",
+        stdin=TEST_PASSWORD,
+    )
     assert bad_role.returncode == 2
     assert "king" in bad_role.stderr
     missing = casework_cli(app_env, "users", "create", "--username", "x2x", "--password-stdin", stdin=TEST_PASSWORD)
@@ -94,8 +141,15 @@ def test_cli_refuses_an_unknown_role_and_missing_options(app, app_env):
 
 
 def test_every_command_has_help(app_env):
-    for command in (["--help"], ["init", "--help"], ["users", "create", "--help"], ["serve", "--help"],
-                    ["worker", "--help"], ["demo", "--help"], ["units", "merge", "--help"]):
+    for command in (
+        ["--help"],
+        ["init", "--help"],
+        ["users", "create", "--help"],
+        ["serve", "--help"],
+        ["worker", "--help"],
+        ["demo", "--help"],
+        ["units", "merge", "--help"],
+    ):
         result = casework_cli(app_env, *command, timeout=60)
         assert result.returncode == 0, (command, result.stderr)
         assert "Usage:" in result.stdout
@@ -112,10 +166,18 @@ def test_admin_creates_a_user_in_their_province_through_the_form(make_user, clie
     _sign_in(client, "boss")
     page = client.get("/admin/users/new").get_data(as_text=True)
     assert "Xã Ba Chẽ (06970)" in page
-    response = client.post("/admin/users/new", data={
-        "csrf_token": csrf_from(page), "username": "formuser", "full_name": "Đỗ Thị Mai", "role": "social_worker",
-        "communes": ["06970"], "password": TEST_PASSWORD, "confirm": TEST_PASSWORD,
-    })
+    response = client.post(
+        "/admin/users/new",
+        data={
+            "csrf_token": csrf_from(page),
+            "username": "formuser",
+            "full_name": "Đỗ Thị Mai",
+            "role": "social_worker",
+            "communes": ["06970"],
+            "password": TEST_PASSWORD,
+            "confirm": TEST_PASSWORD,
+        },
+    )
     assert response.status_code == 302
     db.session.expire_all()
     created = db.session.scalar(select(User).where(User.username == "formuser"))
@@ -126,10 +188,16 @@ def test_admin_form_errors_show_next_to_the_field_and_save_nothing(make_user, cl
     make_user("admin", username="boss2")
     _sign_in(client, "boss2")
     page = client.get("/admin/users/new").get_data(as_text=True)
-    response = client.post("/admin/users/new", data={
-        "csrf_token": csrf_from(page), "username": "nocommune", "role": "social_worker",
-        "password": TEST_PASSWORD, "confirm": TEST_PASSWORD,
-    })
+    response = client.post(
+        "/admin/users/new",
+        data={
+            "csrf_token": csrf_from(page),
+            "username": "nocommune",
+            "role": "social_worker",
+            "password": TEST_PASSWORD,
+            "confirm": TEST_PASSWORD,
+        },
+    )
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert 'id="communes-errors"' in html

@@ -58,7 +58,9 @@ def authenticate_bearer():
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return error_response(401, "token_missing", "Send 'Authorization: Bearer <token>'; get one at POST /api/v1/tokens.")
+        return error_response(
+            401, "token_missing", "Send 'Authorization: Bearer <token>'; get one at POST /api/v1/tokens."
+        )
     record = auth_operations.resolve_token(token.strip())
     if record is None:
         return error_response(401, "token_invalid", "The token is unknown, expired or revoked.")
@@ -85,8 +87,11 @@ def init_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(exc: DomainError):
         db.session.rollback()
-        extra = {"fields": {k: [str(m) for m in v] for k, v in exc.errors.items()}} if isinstance(
-            exc, ValidationFailed) else {}
+        extra = (
+            {"fields": {k: [str(m) for m in v] for k, v in exc.errors.items()}}
+            if isinstance(exc, ValidationFailed)
+            else {}
+        )
         if _is_api_request():
             return error_response(exc.status, exc.code, str(exc.message), **extra)
         from flask import render_template

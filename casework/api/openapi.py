@@ -28,7 +28,7 @@ def build_document() -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Child-protection case management. Authenticate with POST /tokens, then send "
-                "'Authorization: Bearer <token>'. Errors are {\"error\": {\"code\", \"message\"}} with a stable code."
+                '\'Authorization: Bearer <token>\'. Errors are {"error": {"code", "message"}} with a stable code.'
             ),
         },
         "servers": [{"url": "/api/v1"}],
@@ -166,9 +166,7 @@ def build_document() -> dict[str, Any]:
                 "get": {
                     "summary": "The communes of a province",
                     "security": SECURED,
-                    "parameters": [
-                        {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
+                    "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
                         "200": _ok(
                             {
@@ -187,9 +185,7 @@ def build_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Progress of a background job started by the caller",
                     "security": SECURED,
-                    "parameters": [
-                        {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
+                    "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
                         "200": _ok(
                             {

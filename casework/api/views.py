@@ -92,11 +92,19 @@ def list_communes(code: str):
     if db.session.get(Province, code) is None:
         raise ApiError(404, "not_found", "Unknown province code.")
     rows = db.session.scalars(select(Commune).where(Commune.province_code == code).order_by(Commune.code)).all()
-    return jsonify(items=[
-        {"code": c.code, "name": c.name, "type": c.type, "province": c.province_code,
-         "merged_into": c.merged_into_code, "merged_on": c.merged_on.isoformat() if c.merged_on else None}
-        for c in rows
-    ])
+    return jsonify(
+        items=[
+            {
+                "code": c.code,
+                "name": c.name,
+                "type": c.type,
+                "province": c.province_code,
+                "merged_into": c.merged_into_code,
+                "merged_on": c.merged_on.isoformat() if c.merged_on else None,
+            }
+            for c in rows
+        ]
+    )
 
 
 @bp.get("/jobs/<job_id>")
@@ -110,8 +118,14 @@ def show_job(job_id: str):
     if job is None or job.created_by_id != current_user.id:
         raise ApiError(404, "not_found", "Unknown job.")
     return jsonify(
-        id=str(job.id), task=job.task, status=job.status, progress=job.progress, message=job.message,
-        result=job.result, created_at=_iso(job.created_at), finished_at=_iso(job.finished_at),
+        id=str(job.id),
+        task=job.task,
+        status=job.status,
+        progress=job.progress,
+        message=job.message,
+        result=job.result,
+        created_at=_iso(job.created_at),
+        finished_at=_iso(job.finished_at),
     )
 
 

@@ -28,7 +28,9 @@ class LoginForm(FlaskForm):
 class UserCreateForm(FlaskForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     full_name = StringField(_l("Full name"), validators=[Optional(), Length(max=200)])
-    role = SelectField(_l("Role"), choices=[SelectChoice(r, ROLE_LABELS[r]) for r in ROLES], validators=[DataRequired()])
+    role = SelectField(
+        _l("Role"), choices=[SelectChoice(r, ROLE_LABELS[r]) for r in ROLES], validators=[DataRequired()]
+    )
     communes = SelectMultipleField(_l("Communes (social workers and supervisors)"), choices=[], validate_choice=False)
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
     confirm = PasswordField(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,7 +90,9 @@ def create_user(
     if role in ROLES and role not in COMMUNE_ROLES and communes:
         errors.setdefault("communes", []).append(_l("This role covers the whole province; name no commune."))
     if communes and province is not None:
-        found = dict(db.session.execute(select(Commune.code, Commune.province_code).where(Commune.code.in_(communes))).all())
+        found = dict(
+            db.session.execute(select(Commune.code, Commune.province_code).where(Commune.code.in_(communes))).all()
+        )
         for code in communes:
             if code not in found:
                 errors.setdefault("communes", []).append(_l("Unknown commune code %(code)s.", code=code))
@@ -180,8 +183,6 @@ def unlock(user: User) -> None:
 
 def load_session_user(session_id: str) -> User | None:
     """Find the user of a browser session id (``<uuid>.<epoch>``); None once the epoch has changed."""
-    import uuid
-
     user_id, _, epoch = (session_id or "").partition(".")
     try:
         uid = uuid.UUID(user_id)
@@ -195,7 +196,7 @@ def load_session_user(session_id: str) -> User | None:
 
 # --- API tokens -----------------------------------------------------------------------------------------------
 
-TOKEN_PREFIX = "cw_"
+TOKEN_PREFIX = "cw_"  # noqa: S105 - a prefix, not a secret
 
 
 def _digest(token: str) -> str:

@@ -157,8 +157,12 @@ def show_user(user_id: uuid.UUID):
     user = _load_user(user_id)
     communes = db.session.scalars(select(Commune).where(Commune.code.in_(user.commune_codes))).all()
     return render_template(
-        "auth/user_show.html", user=user, communes=communes, role_labels=ROLE_LABELS,
-        form=EmptyForm(), password_form=PasswordResetForm(),
+        "auth/user_show.html",
+        user=user,
+        communes=communes,
+        role_labels=ROLE_LABELS,
+        form=EmptyForm(),
+        password_form=PasswordResetForm(),
     )
 
 

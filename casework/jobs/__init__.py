@@ -82,8 +82,12 @@ def launch(task_name: str, *, actor=None, **params: Any) -> Job:
         from rq import Queue
 
         Queue(QUEUE_NAME, connection=connection).enqueue(
-            "casework.jobs.worker.execute", str(job.id), job_id=str(job.id), job_timeout=6 * 3600,
-            result_ttl=86400, failure_ttl=7 * 86400,
+            "casework.jobs.worker.execute",
+            str(job.id),
+            job_id=str(job.id),
+            job_timeout=6 * 3600,
+            result_ttl=86400,
+            failure_ttl=7 * 86400,
         )
     db.session.refresh(job)
     return job

@@ -31,7 +31,9 @@ def list_jobs():
     rows = db.session.scalars(
         select(Job).where(Job.created_by_id == current_user.id).order_by(Job.created_at.desc()).limit(50)
     ).all()
-    return render_template("jobs/list.html", jobs=rows, form=EmptyForm(), can_reload=scope.can_manage_users(current_user))
+    return render_template(
+        "jobs/list.html", jobs=rows, form=EmptyForm(), can_reload=scope.can_manage_users(current_user)
+    )
 
 
 @bp.get("/<uuid:job_id>")

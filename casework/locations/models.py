@@ -41,9 +41,7 @@ class Commune(db.Model):
     __tablename__ = "communes"
     __table_args__ = (
         CheckConstraint("type IN ('xa', 'phuong', 'dac_khu')", name="commune_type"),
-        CheckConstraint(
-            "(merged_into_code IS NULL) = (merged_on IS NULL)", name="merge_has_target_and_date"
-        ),
+        CheckConstraint("(merged_into_code IS NULL) = (merged_on IS NULL)", name="merge_has_target_and_date"),
         CheckConstraint("merged_into_code IS NULL OR merged_into_code <> code", name="not_merged_into_itself"),
     )
 

@@ -29,9 +29,7 @@ Progress = Callable[[int, str], None]
 
 def _rows(name: str, data_dir: Path) -> list[dict[str, str]]:
     with (data_dir / name).open(encoding="utf-8", newline="") as fh:
-        return [
-            {k: unicodedata.normalize("NFC", v.strip()) for k, v in row.items()} for row in csv.DictReader(fh)
-        ]
+        return [{k: unicodedata.normalize("NFC", v.strip()) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def _float(value: str) -> float | None:
@@ -74,24 +72,66 @@ def load_units(data_dir: Path | None = None, progress: Progress | None = None) -
     report = progress or (lambda percent, message: None)
     result: dict[str, dict[str, int]] = {}
     steps = [
-        ("provinces", Province, "code", "provinces.csv", lambda r: {
-            "code": r["code"], "name": r["name"], "type": r["type"],
-            "latitude": _float(r.get("latitude", "")), "longitude": _float(r.get("longitude", "")),
-        }),
-        ("communes", Commune, "code", "communes.csv", lambda r: {
-            "code": r["code"], "name": r["name"], "type": r["type"], "province_code": r["province_code"],
-            "latitude": _float(r.get("latitude", "")), "longitude": _float(r.get("longitude", "")),
-        }),
-        ("legacy_provinces", LegacyProvince, "code", "legacy_provinces.csv", lambda r: {
-            "code": r["code"], "name": r["name"],
-        }),
-        ("legacy_districts", LegacyDistrict, "code", "legacy_districts.csv", lambda r: {
-            "code": r["code"], "name": r["name"], "province_code": r["province_code"],
-        }),
-        ("legacy_wards", LegacyWard, "code", "legacy_wards.csv", lambda r: {
-            "code": r["code"], "name": r["name"], "district_code": r["district_code"],
-            "province_code": r["province_code"],
-        }),
+        (
+            "provinces",
+            Province,
+            "code",
+            "provinces.csv",
+            lambda r: {
+                "code": r["code"],
+                "name": r["name"],
+                "type": r["type"],
+                "latitude": _float(r.get("latitude", "")),
+                "longitude": _float(r.get("longitude", "")),
+            },
+        ),
+        (
+            "communes",
+            Commune,
+            "code",
+            "communes.csv",
+            lambda r: {
+                "code": r["code"],
+                "name": r["name"],
+                "type": r["type"],
+                "province_code": r["province_code"],
+                "latitude": _float(r.get("latitude", "")),
+                "longitude": _float(r.get("longitude", "")),
+            },
+        ),
+        (
+            "legacy_provinces",
+            LegacyProvince,
+            "code",
+            "legacy_provinces.csv",
+            lambda r: {
+                "code": r["code"],
+                "name": r["name"],
+            },
+        ),
+        (
+            "legacy_districts",
+            LegacyDistrict,
+            "code",
+            "legacy_districts.csv",
+            lambda r: {
+                "code": r["code"],
+                "name": r["name"],
+                "province_code": r["province_code"],
+            },
+        ),
+        (
+            "legacy_wards",
+            LegacyWard,
+            "code",
+            "legacy_wards.csv",
+            lambda r: {
+                "code": r["code"],
+                "name": r["name"],
+                "district_code": r["district_code"],
+                "province_code": r["province_code"],
+            },
+        ),
     ]
     for index, (label, model, key, filename, build) in enumerate(steps):
         report(int(100 * index / (len(steps) + 1)), label)
@@ -105,10 +145,14 @@ def load_units(data_dir: Path | None = None, progress: Progress | None = None) -
         if pair in existing:
             continue
         existing.add(pair)
-        added.append({
-            "old_ward_code": pair[0], "new_commune_code": pair[1],
-            "is_partial": _flag(row.get("is_partial")), "is_default": _flag(row.get("is_default")),
-        })
+        added.append(
+            {
+                "old_ward_code": pair[0],
+                "new_commune_code": pair[1],
+                "is_partial": _flag(row.get("is_partial")),
+                "is_default": _flag(row.get("is_default")),
+            }
+        )
     if added:
         db.session.execute(insert(LegacyMapping), added)
     db.session.flush()

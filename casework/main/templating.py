@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from casework import i18n, scope
-from casework.auth.forms import EmptyForm, ROLE_LABELS
+from casework.auth.forms import ROLE_LABELS, EmptyForm
 
 
 def navigation() -> list[tuple[str, str]]:

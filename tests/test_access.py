@@ -1,0 +1,120 @@
+"""Deny by default: every page of the app, walked from the URL map, for anonymous users and for every role.
+
+A new route fails ``test_every_page_route_is_declared`` until it is given its allowed roles here, so access
+control is decided the day the route is added.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from casework.auth.roles import ROLES
+from casework.extensions import db
+from casework.jobs.models import Job
+from tests.conftest import TEST_PASSWORD, csrf_from
+
+EVERYONE = frozenset(ROLES)
+PUBLIC = "public"
+
+#: endpoint -> the roles that may use it (PUBLIC: no sign-in needed).
+ACCESS: dict[str, frozenset[str] | str] = {
+    "static": PUBLIC,
+    "auth.login": PUBLIC,
+    "main.healthz": PUBLIC,
+    "main.set_language": PUBLIC,
+    "main.home": EVERYONE,
+    "auth.logout": EVERYONE,
+    "jobs.list_jobs": EVERYONE,
+    "jobs.show_job": frozenset(),  # only the job's starter: tested with someone else's job
+    "jobs.reload_units": frozenset({"admin"}),
+    "auth.list_users": frozenset({"admin"}),
+    "auth.create_user": frozenset({"admin"}),
+    "auth.show_user": frozenset({"admin"}),
+    "auth.toggle_active": frozenset({"admin"}),
+    "auth.unlock_user": frozenset({"admin"}),
+    "auth.reset_password": frozenset({"admin"}),
+}
+
+
+def page_rules(app):
+    return [r for r in app.url_map.iter_rules() if not r.endpoint.startswith("api.")]
+
+
+def test_every_page_route_is_declared(app):
+    undeclared = sorted({r.endpoint for r in page_rules(app)} - set(ACCESS))
+    assert undeclared == [], f"declare who may use these routes in tests/test_access.py: {undeclared}"
+
+
+def _url(rule, ids) -> str:
+    values = {name: ids[name] for name in rule.arguments}
+    return rule.build(values, append_unknown=False)[1]
+
+
+@pytest.fixture
+def ids(make_user):
+    """Real objects for the URL parameters: a user of the same province, a job of someone else."""
+    target = make_user("social_worker", username="target")
+    stranger = make_user("auditor", username="stranger")
+    job = Job(task="jobs.selfcheck", params={}, created_by_id=stranger.id)
+    db.session.add(job)
+    db.session.commit()
+    return {"user_id": target.id, "job_id": job.id, "code": "en", "filename": "casework.css"}
+
+
+def test_anonymous_users_are_sent_to_sign_in_everywhere_but_public_pages(app, client, ids):
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    for rule in page_rules(app):
+        if ACCESS[rule.endpoint] == PUBLIC:
+            continue
+        url = _url(rule, ids)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            data = {"csrf_token": token} if method == "POST" else None
+            response = client.open(url, method=method, data=data)
+            assert response.status_code == 302, (method, url, response.status_code)
+            assert response.headers["Location"].startswith("/login"), (method, url)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_is_refused_what_it_may_not_use(app, client, ids, make_user, role):
+    make_user(role, username=f"as{role.replace('_', '')}")
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    signed_in = client.post(
+        "/login", data={"csrf_token": token, "username": f"as{role.replace('_', '')}", "password": TEST_PASSWORD}
+    )
+    assert signed_in.status_code == 302
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    for rule in page_rules(app):
+        allowed = ACCESS[rule.endpoint]
+        if allowed == PUBLIC or role in allowed:
+            continue
+        url = _url(rule, ids)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(url, method=method, data={"csrf_token": token} if method == "POST" else None)
+            assert response.status_code in {403, 404}, (role, method, url, response.status_code)
+            body = response.get_data(as_text=True)
+            assert "target" not in body and "stranger" not in body, (role, url)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_reaches_its_own_home_page(app, client, make_user, role):
+    make_user(role, username="homeowner")
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"csrf_token": token, "username": "homeowner", "password": TEST_PASSWORD})
+    response = client.get("/")
+    assert response.status_code == 200
+    headings = {
+        "social_worker": "Hồ sơ tôi phụ trách",
+        "supervisor": "Tổng quan nhóm",
+        "provincial_officer": "Tổng quan cấp tỉnh",
+        "committee_member": "Thống kê về trẻ em",
+        "auditor": "Nhật ký kiểm toán",
+        "admin": "Quản trị",
+    }
+    assert f"<h1>{headings[role]}</h1>" in response.get_data(as_text=True)
+
+
+def test_navigation_shows_only_what_the_role_may_open(app, client, make_user):
+    make_user("committee_member", username="cmember")
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"csrf_token": token, "username": "cmember", "password": TEST_PASSWORD})
+    assert "/admin/users" not in client.get("/").get_data(as_text=True)
