@@ -96,6 +96,7 @@ def run_migrations_online():
         if sqlite:
             # Batch migrations rebuild tables on SQLite; foreign keys are checked again afterwards.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end the implicit transaction, so Alembic owns (and commits) its own
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -107,6 +108,7 @@ def run_migrations_online():
         if sqlite:
             problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
             if problems:
                 raise RuntimeError(f"migration left rows that break foreign keys: {problems[:5]}")
 

@@ -138,13 +138,19 @@ def load_units(data_dir: Path | None = None, progress: Progress | None = None) -
         result[label] = _sync(model, key, _rows(filename, data_dir), build)
 
     report(int(100 * len(steps) / (len(steps) + 1)), "legacy_mappings")
-    existing = set(db.session.execute(select(LegacyMapping.old_ward_code, LegacyMapping.new_commune_code)).all())
+    existing = {(m.old_ward_code, m.new_commune_code): m for m in db.session.scalars(select(LegacyMapping))}
     added = []
+    updated = 0
     for row in _rows("legacy_mapping.csv", data_dir):
         pair = (row["old_ward_code"], row["new_commune_code"])
-        if pair in existing:
+        flags = (_flag(row.get("is_partial")), _flag(row.get("is_default")))
+        current = existing.get(pair)
+        if current is not None:
+            if (current.is_partial, current.is_default) != flags:
+                current.is_partial, current.is_default = flags
+                updated += 1
             continue
-        existing.add(pair)
+        existing[pair] = None
         added.append(
             {
                 "old_ward_code": pair[0],
@@ -156,7 +162,7 @@ def load_units(data_dir: Path | None = None, progress: Progress | None = None) -
     if added:
         db.session.execute(insert(LegacyMapping), added)
     db.session.flush()
-    result["legacy_mappings"] = {"added": len(added), "updated": 0}
+    result["legacy_mappings"] = {"added": len(added), "updated": updated}
     report(100, "done")
     return result
 
@@ -178,6 +184,14 @@ def mark_commune_merged(commune_code: str, into_code: str, on: date) -> Commune:
             errors["into"] = [_l("A commune cannot be merged into itself.")]
         elif target.merged_into_code is not None:
             errors["into"] = [_l("Commune %(code)s has itself been merged.", code=target.code)]
+        elif commune.province_code != target.province_code:
+            errors["into"] = [_l("A commune can only be merged into a commune of the same province.")]
+        if commune.merged_into_code is not None:
+            errors["commune"] = [_l("Commune %(code)s has already been merged.", code=commune.code)]
+        elif db.session.scalar(select(Commune.code).where(Commune.merged_into_code == commune.code).limit(1)):
+            errors["commune"] = [
+                _l("Other communes were merged into %(code)s; it cannot be merged in turn.", code=commune.code)
+            ]
     if errors:
         raise ValidationFailed(errors)
     commune.merged_into_code = target.code
