@@ -58,6 +58,8 @@ class Settings:
     replica_url: str | None = None  # CASEWORK_REPLICA_URL (statistics read replica)
     redis_url: str | None = None  # CASEWORK_REDIS_URL (no Redis: background jobs run inline)
     master_key_file: Path | None = None  # CASEWORK_MASTER_KEY_FILE (default: <instance>/master.key)
+    master_key: str | None = None  # CASEWORK_MASTER_KEY (base64; instead of the file, e.g. from a secret store)
+    blind_index_bits: int = 32  # CASEWORK_BLIND_INDEX_BITS (16..63: fewer bits, more collisions, less leakage)
     allow_sqlite: bool = True  # CASEWORK_ALLOW_SQLITE (production only)
     session_idle_minutes: int = 30  # CASEWORK_SESSION_IDLE_MINUTES
     login_max_failures: int = 5  # CASEWORK_LOGIN_MAX_FAILURES
@@ -97,6 +99,8 @@ class Settings:
             "CASEWORK_INSTANCE": str(self.instance),
             "CASEWORK_REDIS_URL": self.redis_url,
             "CASEWORK_KEY_FILE": str(self.key_file),
+            "CASEWORK_MASTER_KEY": self.master_key,
+            "CASEWORK_BLIND_INDEX_BITS": self.blind_index_bits,
             "CASEWORK_SESSION_IDLE_MINUTES": self.session_idle_minutes,
             "CASEWORK_LOGIN_MAX_FAILURES": self.login_max_failures,
             "CASEWORK_LOGIN_LOCK_MINUTES": self.login_lock_minutes,
@@ -120,6 +124,7 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse unsafe production settings, naming each one that is missing."""
+        self.validate_always()
         if self.name != "production":
             return
         problems = []
@@ -129,12 +134,19 @@ class Settings:
             problems.append("CASEWORK_DATABASE_URL is not set (production uses PostgreSQL)")
         elif self.database_url.startswith("sqlite") and not self.allow_sqlite:
             problems.append("CASEWORK_DATABASE_URL points at SQLite; set CASEWORK_ALLOW_SQLITE=1 to allow it")
-        if self.master_key_file is None:
-            problems.append("CASEWORK_MASTER_KEY_FILE is not set (the master key file; see docs/SECURITY.md)")
-        elif not self.master_key_file.is_file():
+        if self.master_key_file is None and not self.master_key:
+            problems.append(
+                "CASEWORK_MASTER_KEY_FILE (or CASEWORK_MASTER_KEY) is not set (the master key; see docs/SECURITY.md)"
+            )
+        elif self.master_key_file is not None and not self.master_key_file.is_file():
             problems.append(f"CASEWORK_MASTER_KEY_FILE names {self.master_key_file}, which does not exist")
         if problems:
             raise ConfigError("Production configuration refused: " + "; ".join(problems))
+
+    def validate_always(self) -> None:
+        """Checks that hold in every configuration."""
+        if not 16 <= self.blind_index_bits <= 63:
+            raise ConfigError(f"CASEWORK_BLIND_INDEX_BITS must be between 16 and 63, not {self.blind_index_bits}")
 
 
 def load(name: str | None = None) -> Settings:
@@ -152,6 +164,8 @@ def load(name: str | None = None) -> Settings:
         replica_url=_env("REPLICA_URL"),
         redis_url=_env("REDIS_URL"),
         master_key_file=Path(key_file).resolve() if key_file else None,
+        master_key=_env("MASTER_KEY"),
+        blind_index_bits=_env_int("BLIND_INDEX_BITS", 32),
         allow_sqlite=_env_bool("ALLOW_SQLITE", default=name != "production"),
         session_idle_minutes=_env_int("SESSION_IDLE_MINUTES", 30),
         login_max_failures=_env_int("LOGIN_MAX_FAILURES", 5),

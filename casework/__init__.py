@@ -75,9 +75,10 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
 
     auth_session.init_app(app, login_manager)
 
-    from casework.security import headers
+    from casework.security import headers, keys
 
     headers.init_app(app)
+    keys.init_app(app)
 
     from casework.api import bp as api_bp
     from casework.auth.views import bp as auth_bp

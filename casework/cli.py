@@ -5,9 +5,7 @@ Each command fails with a clear message and a non-zero status on bad arguments o
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 import sys
 from datetime import date
 
@@ -41,12 +39,13 @@ def ensure_instance(settings: casework_config.Settings) -> list[str]:
     if not settings.instance.exists():
         settings.instance.mkdir(parents=True, mode=0o700)
         created.append(f"instance folder {settings.instance}")
+    from casework.security.keys import write_master_key_file
+
     key_file = settings.key_file
+    if settings.master_key:
+        return created  # the master key comes from CASEWORK_MASTER_KEY
     if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
+        write_master_key_file(key_file)
         created.append(f"master key {key_file} (mode 0600: back it up, see README)")
     elif key_file.stat().st_mode & 0o077:
         raise click.ClickException(f"{key_file} is readable by other users; run: chmod 600 {key_file}")
@@ -68,9 +67,14 @@ def init_command() -> None:
         from casework.extensions import db
         from casework.locations.operations import load_units
 
+        from casework.security.keys import ensure_data_key, keyring
+
         upgrade()
+        new_key = ensure_data_key(keyring())
         report = load_units()
         db.session.commit()
+        if new_key is not None:
+            created.append(f"data key {new_key.id}")
         if db.engine.url.get_backend_name() == "sqlite" and db.engine.url.database:
             # The embedded database holds children's records: only its owner may read it.
             os.chmod(db.engine.url.database, 0o600)

@@ -1,6 +1,7 @@
 """Import every area's models, so the metadata (and Alembic) sees the whole schema."""
 
 from casework.auth.models import ApiToken, User, UserCommune  # noqa: F401
+from casework.cases.models import Child  # noqa: F401
 from casework.jobs import tasks as _job_tasks  # noqa: F401 - registers the built-in jobs
 from casework.jobs.models import Job  # noqa: F401
 from casework.locations import tasks as _location_tasks  # noqa: F401 - registers the area's jobs
@@ -12,3 +13,5 @@ from casework.locations.models import (  # noqa: F401
     LegacyWard,
     Province,
 )
+from casework.security.fields import BlindIndexEntry  # noqa: F401
+from casework.security.keys import DataKey  # noqa: F401

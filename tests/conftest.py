@@ -32,6 +32,7 @@ _db_counter = itertools.count(1)
 
 # Tables that keep their rows between tests: the reference data loaded once per session.
 REFERENCE_TABLES = {
+    "data_keys",
     "provinces",
     "communes",
     "legacy_provinces",
@@ -149,7 +150,10 @@ def app(app_env):
         ensure_instance(casework_config.load("testing"))
     app = build_app(app_env)
     with app.app_context():
+        from casework.security.keys import ensure_data_key, keyring
+
         upgrade()
+        ensure_data_key(keyring())
         load_units()
         db.session.commit()
         db.session.remove()
