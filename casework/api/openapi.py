@@ -28,7 +28,11 @@ def build_document() -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Child-protection case management. Authenticate with POST /tokens, then send "
-                '\'Authorization: Bearer <token>\'. Errors are {"error": {"code", "message"}} with a stable code.'
+                '\'Authorization: Bearer <token>\'. Errors are {"error": {"code", "message"}} with a stable code. '
+                "Supervisors, provincial officers, auditors and administrators send 'otp' (the current code of their "
+                "authenticator app) with POST /tokens. Approving a payment and exporting identifying data need a token "
+                "obtained with 'otp' within CASEWORK_REAUTH_MINUTES (15 by default); an older one is refused with "
+                "401 reauth_required until a new token is obtained."
             ),
         },
         "servers": [{"url": "/api/v1"}],
@@ -77,6 +81,12 @@ def build_document() -> dict[str, Any]:
             "/tokens": {
                 "post": {
                     "summary": "Get a bearer token",
+                    "description": (
+                        "Roles with a second factor (supervisor, provincial_officer, auditor, admin) also send 'otp', "
+                        "the current 6-digit code of their authenticator app; a token so obtained counts as a fresh "
+                        "second-factor check for CASEWORK_REAUTH_MINUTES. A wrong code counts towards the lockout "
+                        "like a wrong password, and a code is accepted only once."
+                    ),
                     "security": [],
                     "requestBody": {
                         "required": True,
@@ -88,7 +98,11 @@ def build_document() -> dict[str, Any]:
                                     "properties": {
                                         "username": {"type": "string", "maxLength": 64},
                                         "password": {"type": "string", "maxLength": 1024},
-                                        "otp": {"type": "string", "maxLength": 16},
+                                        "otp": {
+                                            "type": "string",
+                                            "maxLength": 16,
+                                            "description": "TOTP code; required for roles with a second factor",
+                                        },
                                     },
                                 }
                             }
@@ -107,8 +121,15 @@ def build_document() -> dict[str, Any]:
                             "Token issued",
                         ),
                         "400": _error("The body is not a JSON object"),
-                        "401": _error("Wrong username or password (code invalid_credentials)"),
-                        "403": _error("Account locked (code account_locked)"),
+                        "401": _error(
+                            "Wrong username or password (code invalid_credentials); the role needs a second factor "
+                            "and 'otp' is missing (code otp_required); the code is wrong or already used "
+                            "(code otp_invalid)"
+                        ),
+                        "403": _error(
+                            "Account locked (code account_locked); the account has not set up its second factor "
+                            "yet (code second_factor_not_enrolled)"
+                        ),
                         "422": _error("A field is missing or not a string"),
                         "429": _error("Too many attempts from this address"),
                     },

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from casework.api import ApiError, bp
 from casework.api.openapi import build_document
 from casework.auth import operations as auth_operations
+from casework.auth import second_factor
 from casework.extensions import db, limiter
 from casework.jobs.models import Job
 from casework.locations.models import Commune, Province
@@ -42,17 +43,32 @@ def _iso(value) -> str | None:
 @bp.post("/tokens")
 @limiter.limit(lambda: current_app.config["CASEWORK_LOGIN_RATE_LIMIT"])
 def create_token():
-    """Exchange a username and password for a bearer token."""
+    """Exchange a username and password (and a TOTP code, for roles with a second factor) for a bearer token."""
     data = json_body()
     username = _string_field(data, "username", max_length=64)
     password = _string_field(data, "password")
-    _string_field(data, "otp", required=False, max_length=16)  # checked once second factors exist
+    otp = _string_field(data, "otp", required=False, max_length=16)
     try:
         user = auth_operations.authenticate(username, password)
-    except auth_operations.DomainError:
-        db.session.commit()  # keep the failure count
+        checked = False
+        if second_factor.is_required(user):
+            if not second_factor.is_enrolled(user):
+                raise ApiError(
+                    403,
+                    "second_factor_not_enrolled",
+                    "This account needs a second factor: sign in on the web once to set up the authenticator app.",
+                )
+            if otp is None:
+                raise ApiError(
+                    401, "otp_required", "This account needs 'otp': the current code from the authenticator app."
+                )
+            second_factor.verify(user, otp, step="api_token", allow_recovery=False)
+            checked = True
+    except (auth_operations.DomainError, ApiError):
+        db.session.commit()  # keep the failure count and its audit event
         raise
-    issued = auth_operations.issue_token(user)
+    auth_operations.complete_sign_in(user, channel="api", second_factor="totp" if checked else None)
+    issued = auth_operations.issue_token(user, second_factor=checked)
     db.session.commit()
     return jsonify(token=issued.token, expires_at=_iso(issued.record.expires_at)), 201
 
@@ -60,7 +76,7 @@ def create_token():
 @bp.delete("/tokens/current")
 def revoke_token():
     """Revoke the token that authenticates this request."""
-    auth_operations.revoke_token(g.api_token)
+    auth_operations.sign_out(g.api_token.user, token=g.api_token)
     db.session.commit()
     return "", 204
 

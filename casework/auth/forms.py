@@ -25,6 +25,19 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
 
 
+class CodeForm(FlaskForm):
+    """The second sign-in step: a code from the authenticator app, or a recovery code."""
+
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=32)])
+
+
+class ReauthForm(FlaskForm):
+    """Password and code again, before a sensitive action."""
+
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=32)])
+
+
 class UserCreateForm(FlaskForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     full_name = StringField(_l("Full name"), validators=[Optional(), Length(max=200)])

@@ -1,4 +1,4 @@
-"""Users, the communes they work in, and their API tokens."""
+"""Users, the communes they work in, their second factor and recovery codes, and their API tokens."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from casework.auth.roles import ROLES
 from casework.dbtypes import UTCDateTime, utcnow, uuid_pk
 from casework.extensions import db
+from casework.security.fields import Encrypted
 
 _ROLE_LIST = ", ".join(f"'{r}'" for r in ROLES)
 
@@ -35,9 +36,17 @@ class User(UserMixin, db.Model):
     session_epoch: Mapped[str] = mapped_column(String(32))
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The TOTP secret (base32), sealed to this row. Issued at creation or enrolment; counts only once confirmed.
+    totp_secret = Encrypted()
+    totp_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The time step of the last accepted code: a code is accepted once, never again within its window.
+    totp_last_counter: Mapped[int | None] = mapped_column(Integer)
 
     communes: Mapped[list[UserCommune]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="UserCommune.commune_code"
+    )
+    recovery_codes: Mapped[list[RecoveryCode]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
     @property
@@ -66,6 +75,20 @@ class UserCommune(db.Model):
     user: Mapped[User] = relationship(back_populates="communes")
 
 
+class RecoveryCode(db.Model):
+    """A single-use code that stands in for the authenticator app; only its argon2id hash is stored."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(back_populates="recovery_codes")
+
+
 class ApiToken(db.Model):
     """A bearer token for ``/api/v1``; only its SHA-256 digest is stored."""
 
@@ -78,6 +101,8 @@ class ApiToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the token was obtained with a second factor; approving and exporting need this to be recent.
+    second_factor_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
 

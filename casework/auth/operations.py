@@ -14,6 +14,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from casework import audit
 from casework.auth import passwords
 from casework.auth.models import ApiToken, User, UserCommune
 from casework.auth.roles import COMMUNE_ROLES, ROLES
@@ -117,37 +118,97 @@ def create_user(
     return user
 
 
+def _audit_user(action: str, user: User | None, username: str, **details) -> None:
+    """Record a sign-in event about ``user`` (None: no such account), in the current transaction."""
+    facts = {"username": username, **{k: v for k, v in details.items() if v is not None}}
+    audit.record(action, object_type="user", object_id=user.id if user else None, actor=user, details=facts)
+
+
+def register_failure(user: User, *, now: datetime, action: str, **details) -> bool:
+    """Count a failed sign-in step (password or code) and lock the account after too many; say whether it locked.
+
+    Passwords and second-factor codes count towards the same limit, so knowing the password does not buy an
+    unlimited number of guesses at the code.
+    """
+    cfg = current_app.config
+    user.failed_logins += 1
+    _audit_user(action, user, user.username, **details)
+    locked = user.failed_logins >= cfg["CASEWORK_LOGIN_MAX_FAILURES"]
+    if locked:
+        user.locked_until = now + timedelta(minutes=cfg["CASEWORK_LOGIN_LOCK_MINUTES"])
+        user.failed_logins = 0
+        _audit_user("auth.locked", user, user.username, until=user.locked_until.isoformat())
+    db.session.flush()
+    return locked
+
+
+def locked_error(user: User) -> AccountLocked:
+    return AccountLocked(
+        _l("This account is locked after repeated failed sign-ins. Try again later or ask an administrator."),
+        until=user.locked_until,
+    )
+
+
+def is_locked(user: User, now: datetime) -> bool:
+    return user.locked_until is not None and user.locked_until > now
+
+
 def authenticate(username: str, password: str, *, now: datetime | None = None) -> User:
     """Check a username and password, counting failures and locking the account after too many.
+
+    A right password is only the first step: the caller finishes with :func:`complete_sign_in`, after the second
+    factor where the account needs one. Until then the failure count stands.
 
     :raises InvalidCredentials: unknown user, wrong password or deactivated account (one message for all).
     :raises AccountLocked: too many recent failures; the lock lifts by itself.
     """
     now = now or utcnow()
-    cfg = current_app.config
-    user = db.session.scalar(select(User).where(User.username == (username or "").strip().lower()))
+    name = (username or "").strip().lower()
+    user = db.session.scalar(select(User).where(User.username == name))
     if user is None:
         passwords.burn_time(password or "")
-        raise InvalidCredentials(_l("Wrong username or password."))
-    if user.locked_until is not None and user.locked_until > now:
-        raise AccountLocked(
-            _l("This account is locked after repeated failed sign-ins. Try again later or ask an administrator."),
-            until=user.locked_until,
-        )
-    if not passwords.verify_password(user.password_hash, password or "") or not user.active:
-        user.failed_logins += 1
-        if user.failed_logins >= cfg["CASEWORK_LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + timedelta(minutes=cfg["CASEWORK_LOGIN_LOCK_MINUTES"])
-            user.failed_logins = 0
+        _audit_user("auth.sign_in_failed", None, name[:64], reason="unknown_user")
         db.session.flush()
         raise InvalidCredentials(_l("Wrong username or password."))
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    if is_locked(user, now):
+        _audit_user("auth.sign_in_failed", user, user.username, reason="locked")
+        db.session.flush()
+        raise locked_error(user)
+    if not passwords.verify_password(user.password_hash, password or ""):
+        register_failure(user, now=now, action="auth.sign_in_failed", reason="wrong_password")
+        raise InvalidCredentials(_l("Wrong username or password."))
+    if not user.active:
+        register_failure(user, now=now, action="auth.sign_in_failed", reason="inactive")
+        raise InvalidCredentials(_l("Wrong username or password."))
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     db.session.flush()
     return user
+
+
+def complete_sign_in(
+    user: User, *, channel: str, second_factor: str | None = None, now: datetime | None = None
+) -> None:
+    """Finish a sign-in whose every step succeeded: forget earlier failures and record it.
+
+    :param channel: ``web`` or ``api``.
+    :param second_factor: ``totp`` or ``recovery_code`` when one was checked.
+    """
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now or utcnow()
+    _audit_user("auth.sign_in", user, user.username, channel=channel, second_factor=second_factor)
+    db.session.flush()
+
+
+def sign_out(user: User, *, token: ApiToken | None = None) -> None:
+    """Sign out and record it: revoke ``token`` (the API), or end every browser session of the user (the web)."""
+    if token is None:
+        end_sessions(user)
+    else:
+        revoke_token(token)
+    _audit_user("auth.sign_out", user, user.username, channel="web" if token is None else "api")
+    db.session.flush()
 
 
 def end_sessions(user: User) -> None:
@@ -209,8 +270,11 @@ class IssuedToken:
     record: ApiToken
 
 
-def issue_token(user: User, *, now: datetime | None = None) -> IssuedToken:
-    """Create a bearer token for ``user``; the plain token is returned once and never stored."""
+def issue_token(user: User, *, second_factor: bool = False, now: datetime | None = None) -> IssuedToken:
+    """Create a bearer token for ``user``; the plain token is returned once and never stored.
+
+    :param second_factor: the token was obtained with a second factor checked just now.
+    """
     now = now or utcnow()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(
@@ -218,6 +282,7 @@ def issue_token(user: User, *, now: datetime | None = None) -> IssuedToken:
         token_hash=_digest(token),
         created_at=now,
         expires_at=now + timedelta(hours=current_app.config["CASEWORK_API_TOKEN_HOURS"]),
+        second_factor_at=now if second_factor else None,
     )
     db.session.add(record)
     db.session.flush()

@@ -11,7 +11,10 @@ from flask_login import LoginManager, current_user, logout_user
 from casework.auth import operations
 
 #: Endpoints that answer without a signed-in user. Everything else needs one (the API checks its own tokens).
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "main.healthz", "main.set_language"})
+#: The second-factor steps are public too: they answer only to a pending sign-in (a right password, 5 minutes).
+PUBLIC_ENDPOINTS = frozenset(
+    {"auth.login", "auth.login_code", "auth.login_enrol", "static", "main.healthz", "main.set_language"}
+)
 
 
 def init_app(app: Flask, login_manager: LoginManager) -> None:
