@@ -65,10 +65,14 @@ class Settings:
     login_max_failures: int = 5  # CASEWORK_LOGIN_MAX_FAILURES
     login_lock_minutes: int = 15  # CASEWORK_LOGIN_LOCK_MINUTES
     api_token_hours: int = 8  # CASEWORK_API_TOKEN_HOURS
+    max_upload_mb: int = 20  # CASEWORK_MAX_UPLOAD_MB (largest attachment; a request may be 1 MB more, for the form)
+    reauth_minutes: int = 15  # CASEWORK_REAUTH_MINUTES (a second-factor check stays fresh this long)
     login_rate_limit: str = "30 per minute"  # CASEWORK_LOGIN_RATE_LIMIT (per client address, sign-in and tokens)
     default_locale: str = "vi"  # CASEWORK_DEFAULT_LOCALE
     timezone: str = "Asia/Ho_Chi_Minh"  # CASEWORK_TIMEZONE
     log_level: str = "INFO"  # CASEWORK_LOG_LEVEL
+    audit_checkpoint_every: int = 100  # CASEWORK_AUDIT_CHECKPOINT_EVERY (events between signed checkpoints)
+    audit_checkpoint_file: Path | None = None  # CASEWORK_AUDIT_CHECKPOINT_FILE (default: in the instance folder)
     argon2_time_cost: int = 3
     argon2_memory_cost: int = 65536
     secure_cookies: bool = False
@@ -81,6 +85,10 @@ class Settings:
     @property
     def key_file(self) -> Path:
         return self.master_key_file or self.instance / "master.key"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.audit_checkpoint_file or self.instance / "audit-checkpoints.log"
 
     def flask_config(self) -> dict[str, Any]:
         """Translate the settings into Flask's configuration keys."""
@@ -105,9 +113,12 @@ class Settings:
             "CASEWORK_LOGIN_MAX_FAILURES": self.login_max_failures,
             "CASEWORK_LOGIN_LOCK_MINUTES": self.login_lock_minutes,
             "CASEWORK_API_TOKEN_HOURS": self.api_token_hours,
+            "CASEWORK_REAUTH_MINUTES": self.reauth_minutes,
             "CASEWORK_LOGIN_RATE_LIMIT": self.login_rate_limit,
             "CASEWORK_TIMEZONE": self.timezone,
             "CASEWORK_LOG_LEVEL": self.log_level,
+            "CASEWORK_AUDIT_CHECKPOINT_EVERY": self.audit_checkpoint_every,
+            "CASEWORK_AUDIT_CHECKPOINT_FILE": str(self.checkpoint_file),
             "CASEWORK_ARGON2_TIME_COST": self.argon2_time_cost,
             "CASEWORK_ARGON2_MEMORY_COST": self.argon2_memory_cost,
             "BABEL_DEFAULT_LOCALE": self.default_locale,
@@ -119,7 +130,9 @@ class Settings:
             "SESSION_COOKIE_SECURE": self.secure_cookies,
             "SESSION_COOKIE_NAME": "casework_session",
             "REMEMBER_COOKIE_DURATION": 0,
-            "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
+            "CASEWORK_MAX_UPLOAD_MB": self.max_upload_mb,
+            # The file store counts the file's own bytes and says which limit was hit; this stops larger bodies.
+            "MAX_CONTENT_LENGTH": (self.max_upload_mb + 1) * 1024 * 1024,
         }
 
     def validate(self) -> None:
@@ -147,6 +160,12 @@ class Settings:
         """Checks that hold in every configuration."""
         if not 16 <= self.blind_index_bits <= 63:
             raise ConfigError(f"CASEWORK_BLIND_INDEX_BITS must be between 16 and 63, not {self.blind_index_bits}")
+        if self.audit_checkpoint_every < 1:
+            raise ConfigError(f"CASEWORK_AUDIT_CHECKPOINT_EVERY must be at least 1, not {self.audit_checkpoint_every}")
+        if not 1 <= self.max_upload_mb <= 1024:
+            raise ConfigError(f"CASEWORK_MAX_UPLOAD_MB must be between 1 and 1024, not {self.max_upload_mb}")
+        if self.reauth_minutes < 1:
+            raise ConfigError(f"CASEWORK_REAUTH_MINUTES must be at least 1, not {self.reauth_minutes}")
 
 
 def load(name: str | None = None) -> Settings:
@@ -156,6 +175,7 @@ def load(name: str | None = None) -> Settings:
         raise ConfigError(f"CASEWORK_CONFIG must be embedded, testing or production, not {name!r}")
     instance = Path(_env("INSTANCE", "instance")).resolve()
     key_file = _env("MASTER_KEY_FILE")
+    checkpoint_file = _env("AUDIT_CHECKPOINT_FILE")
     settings = Settings(
         name=name,
         instance=instance,
@@ -171,10 +191,14 @@ def load(name: str | None = None) -> Settings:
         login_max_failures=_env_int("LOGIN_MAX_FAILURES", 5),
         login_lock_minutes=_env_int("LOGIN_LOCK_MINUTES", 15),
         api_token_hours=_env_int("API_TOKEN_HOURS", 8),
+        max_upload_mb=_env_int("MAX_UPLOAD_MB", 20),
+        reauth_minutes=_env_int("REAUTH_MINUTES", 15),
         login_rate_limit=_env("LOGIN_RATE_LIMIT", "30 per minute"),
         default_locale=_env("DEFAULT_LOCALE", "vi"),
         timezone=_env("TIMEZONE", "Asia/Ho_Chi_Minh"),
         log_level=_env("LOG_LEVEL", "INFO"),
+        audit_checkpoint_every=_env_int("AUDIT_CHECKPOINT_EVERY", 100),
+        audit_checkpoint_file=Path(checkpoint_file).resolve() if checkpoint_file else None,
         secure_cookies=name == "production",
         testing=name == "testing",
     )

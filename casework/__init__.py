@@ -52,6 +52,10 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
         static_folder="static",
         instance_path=str(settings.instance),
     )
+    from casework.security.files import UploadRequest
+
+    # Uploads stay in memory until the file store has encrypted them: never a plaintext temporary file.
+    app.request_class = UploadRequest
     app.config.update(settings.flask_config())
     app.config.update(overrides)
     logging.basicConfig(level=app.config["CASEWORK_LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -69,6 +73,12 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["CASEWORK_REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter.init_app(app)
+
+    # Audit trail: request ids (before any other before_request hook), automatic events. --------------------------
+    from casework import audit
+
+    audit.init_app(app)
+    # --------------------------------------------------------------------------------------------------------------
 
     from casework import models  # noqa: F401 - every model registered on the metadata
     from casework.auth import session as auth_session
@@ -89,6 +99,10 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     app.register_blueprint(auth_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(api_bp)
+
+    from casework.audit.views import bp as audit_bp  # audit trail: the auditor's pages
+
+    app.register_blueprint(audit_bp)
 
     from casework.api import init_error_handlers
 

@@ -66,7 +66,6 @@ def init_command() -> None:
 
         from casework.extensions import db
         from casework.locations.operations import load_units
-
         from casework.security.keys import ensure_data_key, keyring
 
         upgrade()
@@ -106,8 +105,8 @@ def users_group() -> None:
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
 @with_appcontext
 def users_create(username, role, province_code, communes, full_name, password_stdin) -> None:
-    """Create a user account."""
-    from casework.auth import operations
+    """Create a user account; for a role with a second factor, print the otpauth:// URI to enrol it."""
+    from casework.auth import operations, second_factor
     from casework.errors import ValidationFailed
     from casework.extensions import db
 
@@ -127,12 +126,24 @@ def users_create(username, role, province_code, communes, full_name, password_st
             for message in messages:
                 click.echo(f"error: {field}: {message}", err=True)
         raise SystemExit(2) from None
+    uri = None
+    if second_factor.is_required(user):
+        second_factor.issue_secret(user)
+        uri = second_factor.provisioning_uri(user)
     db.session.commit()
     click.echo(
         f"created {user.username} ({user.role}, province {user.province_code}"
         + (f", communes {', '.join(user.commune_codes)}" if user.commune_codes else "")
         + ")"
     )
+    if uri:
+        _echo_enrolment(user.username, uri)
+
+
+def _echo_enrolment(username: str, uri: str) -> None:
+    click.echo(f"{username} signs in with a second factor. Add this URI to their authenticator app (or a QR code):")
+    click.echo(f"  {uri}")
+    click.echo("At the first sign-in they confirm it with a code and receive their recovery codes.")
 
 
 @users_group.command("list")
@@ -166,6 +177,27 @@ def users_unlock(username: str) -> None:
     operations.unlock(user)
     db.session.commit()
     click.echo(f"unlocked {username}")
+
+
+@users_group.command("reset-2fa")
+@click.argument("username")
+@with_appcontext
+def users_reset_2fa(username: str) -> None:
+    """Forget a user's second factor (a lost phone): secret, recovery codes, sessions and API tokens."""
+    from sqlalchemy import select
+
+    from casework.auth import second_factor
+    from casework.auth.models import User
+    from casework.extensions import db
+
+    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    uri = second_factor.reset(user)
+    db.session.commit()
+    click.echo(f"second factor of {user.username} reset; their sessions and API tokens have ended")
+    if uri:
+        _echo_enrolment(user.username, uri)
 
 
 # --- units ------------------------------------------------------------------------------------------------------
@@ -250,10 +282,11 @@ def worker(burst: bool) -> None:
 # --- demo ---------------------------------------------------------------------------------------------------------
 
 
-@main.command("demo")
+@main.group("demo", invoke_without_command=True)
 @click.option("--first-run", is_flag=True, help="Seed only when the database has no user yet.")
 @with_appcontext
-def demo(first_run: bool) -> None:
+@click.pass_context
+def demo(ctx: click.Context, first_run: bool) -> None:
     """Create demo users of every role (not in production) and print their logins."""
     from sqlalchemy import func, select
 
@@ -261,8 +294,9 @@ def demo(first_run: bool) -> None:
     from casework.auth.models import User
     from casework.extensions import db
 
-    if current_app.config["CASEWORK_CONFIG"] == "production":
-        raise click.ClickException("demo data is refused in the production configuration")
+    _refuse_demo_in_production()
+    if ctx.invoked_subcommand is not None:
+        return
     if first_run and db.session.scalar(select(func.count(User.id))):
         click.echo("demo data: already seeded")
     else:
@@ -271,7 +305,32 @@ def demo(first_run: bool) -> None:
         click.echo(f"demo data: {len(created)} users created")
     click.echo(f"Demo logins (password for each: {demo_data.DEMO_PASSWORD}):")
     for user in demo_data.DEMO_USERS:
-        click.echo(f"  {user.username:<11} {user.role}")
+        secret = demo_data.DEMO_TOTP_SECRETS.get(user.username)
+        click.echo((f"  {user.username:<11} {user.role:<19}" + (f" code key {secret}" if secret else "")).rstrip())
+    click.echo(
+        "Roles with a code key sign in with a second factor: add the key to an authenticator app "
+        "(time-based, 6 digits), or print the current code with `casework demo code USERNAME`."
+    )
+
+
+def _refuse_demo_in_production() -> None:
+    if current_app.config["CASEWORK_CONFIG"] == "production":
+        raise click.ClickException("demo data is refused in the production configuration")
+
+
+@demo.command("code")
+@click.argument("username")
+@with_appcontext
+def demo_code(username: str) -> None:
+    """Print the current sign-in code of a demo account (not in production)."""
+    from casework import demo as demo_data
+
+    _refuse_demo_in_production()
+    try:
+        code = demo_data.current_code(username)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(code)
 
 
 # --- jobs ---------------------------------------------------------------------------------------------------------
@@ -307,3 +366,50 @@ def jobs_check(timeout: int) -> None:
             f"job {job.id} is {job.status} after {timeout}s ({mode}); is `casework worker` running?"
         )
     click.echo(f"job {job.id} finished ({mode})")
+
+
+# --- audit --------------------------------------------------------------------------------------------------------
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit trail."""
+
+
+@audit_group.command("verify")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100000), help="Events per read.")
+@with_appcontext
+def audit_verify(batch_size: int) -> None:
+    """Check every event, link and checkpoint; exit 1 naming the first bad event."""
+    from casework.audit import verify
+
+    try:
+        result = verify(batch_size=batch_size)
+    except casework_config.ConfigError as exc:  # no master key: the audit keys come from it
+        raise click.ClickException(str(exc)) from None
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not result.ok:
+        click.echo(result.summary(), err=True)
+        raise SystemExit(1)
+    click.echo(result.summary())
+
+
+@audit_group.command("checkpoint")
+@with_appcontext
+def audit_checkpoint() -> None:
+    """Sign a checkpoint at the newest event now (run it from cron to narrow what truncation could hide)."""
+    from casework.audit import write_checkpoint
+    from casework.extensions import db
+
+    try:
+        written = write_checkpoint()
+        db.session.commit()
+    except casework_config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if written is None:
+        click.echo("the audit trail is empty: no checkpoint written")
+    elif written[1]:
+        click.echo(f"checkpoint signed at event {written[0]}")
+    else:
+        click.echo(f"event {written[0]} already has a checkpoint")

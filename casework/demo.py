@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyotp
 from sqlalchemy import select
 
 from casework.auth import operations as auth_operations
+from casework.auth import second_factor
 from casework.auth.models import User
 from casework.extensions import db
 
@@ -33,20 +35,44 @@ DEMO_USERS = (
 )
 
 
+#: Fixed TOTP secrets of the demo accounts whose role needs a second factor, printed by ``casework demo`` so that
+#: anyone trying casework can add them to an authenticator app (or use ``casework demo code USERNAME``).
+DEMO_TOTP_SECRETS = {
+    "supervisor": "CASEWORKDEMOSUPERVISORQUANGNINHA",
+    "officer": "CASEWORKDEMOOFFICERQUANGNINHBBBB",
+    "auditor": "CASEWORKDEMOAUDITORQUANGNINHCCCC",
+    "admin": "CASEWORKDEMOADMINQUANGNINHDDDDDD",
+}
+
+
 def seed_users() -> list[User]:
     """Create the demo users that do not exist yet (idempotent)."""
     created = []
     for demo in DEMO_USERS:
         if db.session.scalar(select(User.id).where(User.username == demo.username)) is not None:
             continue
-        created.append(
-            auth_operations.create_user(
-                username=demo.username,
-                password=DEMO_PASSWORD,
-                role=demo.role,
-                province_code=DEMO_PROVINCE,
-                commune_codes=demo.communes,
-                full_name=demo.full_name,
-            )
+        user = auth_operations.create_user(
+            username=demo.username,
+            password=DEMO_PASSWORD,
+            role=demo.role,
+            province_code=DEMO_PROVINCE,
+            commune_codes=demo.communes,
+            full_name=demo.full_name,
         )
+        if demo.username in DEMO_TOTP_SECRETS:
+            second_factor.enrol(user, DEMO_TOTP_SECRETS[demo.username])
+        created.append(user)
     return created
+
+
+def current_code(username: str) -> str:
+    """The current sign-in code of a demo account that still has its demo secret.
+
+    :raises LookupError: not a demo account with a second factor, or its secret was changed (a real secret is
+        never read out).
+    """
+    secret = DEMO_TOTP_SECRETS.get(username)
+    user = db.session.scalar(select(User).where(User.username == username)) if secret else None
+    if user is None or user.totp_secret != secret:
+        raise LookupError(f"{username!r} is not a demo account with its demo code key")
+    return pyotp.TOTP(secret).now()

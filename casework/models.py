@@ -14,4 +14,5 @@ from casework.locations.models import (  # noqa: F401
     Province,
 )
 from casework.security.fields import BlindIndexEntry  # noqa: F401
+from casework.security.files import StoredFile  # noqa: F401
 from casework.security.keys import DataKey  # noqa: F401

@@ -23,6 +23,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 import config as casework_config
+from casework.auth.roles import SECOND_FACTOR_ROLES
+from casework.dbtypes import utcnow
 from tests.services import PostgresServer, RedisServer, ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +42,7 @@ REFERENCE_TABLES = {
     "legacy_wards",
     "legacy_mappings",
     "alembic_version",
+    "audit_chain_head",  # its one row is reset to the genesis link instead
 }
 
 
@@ -163,6 +166,7 @@ def app(app_env):
 
 
 def _clean_tables(app) -> None:
+    from casework.audit.chain import GENESIS
     from casework.extensions import db
 
     with app.app_context():
@@ -170,6 +174,8 @@ def _clean_tables(app) -> None:
         tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in REFERENCE_TABLES]
         with db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
+                # The audit trail's append-only triggers refuse TRUNCATE; the test server runs as a superuser.
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
                 conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " CASCADE"))
             else:
                 for table in tables:
@@ -177,6 +183,8 @@ def _clean_tables(app) -> None:
             conn.execute(
                 text("UPDATE communes SET merged_into_code = NULL, merged_on = NULL WHERE merged_into_code IS NOT NULL")
             )
+            conn.execute(text("UPDATE audit_chain_head SET last_seq = 0, last_mac = :genesis"), {"genesis": GENESIS})
+        Path(app.config["CASEWORK_AUDIT_CHECKPOINT_FILE"]).unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)
@@ -205,8 +213,11 @@ def client(app):
 
 @pytest.fixture
 def make_user(app):
-    """Factory: ``make_user(role="supervisor", communes=("06970",))`` creates and commits a user."""
-    from casework.auth import operations
+    """Factory: ``make_user(role="supervisor", communes=("06970",))`` creates and commits a user.
+
+    Users of the roles that need a second factor are enrolled with a random TOTP secret (see :func:`current_code`).
+    """
+    from casework.auth import operations, second_factor
     from casework.extensions import db
 
     counter = itertools.count(1)
@@ -219,7 +230,9 @@ def make_user(app):
         communes: tuple[str, ...] | None = None,
         password: str = TEST_PASSWORD,
         full_name: str = "",
+        enrolled: bool | None = None,
     ):
+        """:param enrolled: give the user a confirmed TOTP secret (default: when the role needs a second factor)."""
         if communes is None:
             communes = ("06970",) if role in {"social_worker", "supervisor"} else ()
         user = operations.create_user(
@@ -230,10 +243,45 @@ def make_user(app):
             commune_codes=communes,
             full_name=full_name,
         )
+        if enrolled is None:
+            enrolled = user.role in SECOND_FACTOR_ROLES
+        if enrolled:
+            second_factor.enrol(user)
         db.session.commit()
         return user
 
     return factory
+
+
+def current_code(user) -> str:
+    """The code ``user``'s authenticator app shows now, or the next one when now's was already accepted.
+
+    The server accepts a code of the next 30-second step too, so a test may sign the same user in twice in a row.
+    """
+    import pyotp
+
+    from casework.auth.models import User
+    from casework.extensions import db
+
+    fresh = db.session.get(User, user.id)
+    db.session.refresh(fresh)
+    assert fresh.totp_secret, f"{fresh.username} has no TOTP secret"
+    totp = pyotp.TOTP(fresh.totp_secret)
+    now = totp.timecode(utcnow())
+    counter = now if fresh.totp_last_counter is None else max(now, fresh.totp_last_counter + 1)
+    assert counter <= now + 1, (
+        f"{fresh.username} has used the codes of this step and the next: wait, or use a fresh user"
+    )
+    return totp.generate_otp(counter)
+
+
+def user_named(username: str):
+    from sqlalchemy import select
+
+    from casework.auth.models import User
+    from casework.extensions import db
+
+    return db.session.scalar(select(User).where(User.username == username.strip().lower()))
 
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -254,13 +302,23 @@ class AuthActions:
     def csrf(self, path: str = "/login") -> str:
         return csrf_from(self.client.get(path).get_data(as_text=True))
 
-    def login(self, username: str, password: str = TEST_PASSWORD, *, follow: bool = False):
+    def login(self, username: str, password: str = TEST_PASSWORD, *, otp: str | None = None, follow: bool = False):
+        """Sign in; when the password step asks for a code, enter ``otp`` (default: the user's current code)."""
+        response = self.password_step(username, password)
+        location = response.headers.get("Location", "") if response.status_code == 302 else ""
+        if location.startswith("/login/code"):
+            return self.code_step(otp if otp is not None else current_code(user_named(username)), follow=follow)
+        if follow and location:
+            return self.client.get(location, follow_redirects=True)
+        return response
+
+    def password_step(self, username: str, password: str = TEST_PASSWORD):
         token = self.csrf("/login")
-        return self.client.post(
-            "/login",
-            data={"csrf_token": token, "username": username, "password": password},
-            follow_redirects=follow,
-        )
+        return self.client.post("/login", data={"csrf_token": token, "username": username, "password": password})
+
+    def code_step(self, code: str, *, follow: bool = False):
+        token = self.csrf("/login")  # the session's token; /login/code itself may already redirect
+        return self.client.post("/login/code", data={"csrf_token": token, "code": code}, follow_redirects=follow)
 
     def logout(self):
         token = csrf_from(self.client.get("/").get_data(as_text=True))
@@ -274,10 +332,14 @@ def auth(client) -> AuthActions:
 
 @pytest.fixture
 def api_token(client):
-    """Factory: ``api_token(user)`` returns a bearer token obtained through POST /api/v1/tokens."""
+    """Factory: ``api_token(user)`` returns a bearer token obtained through POST /api/v1/tokens (with ``otp`` for
+    the roles that need a second factor)."""
 
-    def factory(user, password: str = TEST_PASSWORD) -> str:
-        response = client.post("/api/v1/tokens", json={"username": user.username, "password": password})
+    def factory(user, password: str = TEST_PASSWORD, otp: str | None = None) -> str:
+        body = {"username": user.username, "password": password}
+        if otp is not None or user.role in SECOND_FACTOR_ROLES:
+            body["otp"] = otp if otp is not None else current_code(user)
+        response = client.post("/api/v1/tokens", json=body)
         assert response.status_code == 201, response.get_json()
         return response.get_json()["token"]
 

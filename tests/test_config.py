@@ -8,6 +8,7 @@ import pytest
 
 import config as casework_config
 from casework import create_app
+from casework.security.keys import write_master_key_file
 from tests.conftest import casework_cli, environment
 
 PRODUCTION_SECRET = "p" * 48
@@ -35,7 +36,7 @@ def test_production_refuses_default_secret_and_names_every_missing_setting(clean
 
 def test_production_refuses_sqlite_unless_allowed(clean_env, tmp_path):
     key = tmp_path / "master.key"
-    key.write_text("k\n")
+    write_master_key_file(key)
     env = {
         "CASEWORK_CONFIG": "production",
         "CASEWORK_SECRET_KEY": PRODUCTION_SECRET,
@@ -64,7 +65,7 @@ def test_production_refuses_a_key_file_that_does_not_exist(clean_env, tmp_path):
 
 def test_production_refuses_a_short_secret(clean_env, tmp_path):
     key = tmp_path / "master.key"
-    key.write_text("k\n")
+    write_master_key_file(key)
     env = {
         "CASEWORK_CONFIG": "production",
         "CASEWORK_SECRET_KEY": "short",

@@ -10,7 +10,7 @@ import pytest
 from casework import jobs
 from casework.extensions import db
 from casework.jobs.models import Job
-from tests.conftest import casework_cli, csrf_from
+from tests.conftest import AuthActions, casework_cli, csrf_from
 
 
 def wait_for(job_id: uuid.UUID, timeout: float = 60) -> Job:
@@ -70,8 +70,7 @@ def test_unknown_tasks_are_refused_before_anything_is_recorded(app):
 
 def test_admin_reloads_units_as_a_job_and_follows_its_progress_page(app, runner, make_user, client):
     make_user("admin", username="jobadmin")
-    token = csrf_from(client.get("/login").get_data(as_text=True))
-    client.post("/login", data={"csrf_token": token, "username": "jobadmin", "password": "correct horse battery"})
+    AuthActions(client).login("jobadmin")
     page = client.get("/jobs/").get_data(as_text=True)
     response = client.post("/jobs/reload-units", data={"csrf_token": csrf_from(page)})
     assert response.status_code == 302
@@ -104,8 +103,7 @@ def test_nobody_else_sees_a_users_job(app, make_user, client):
     job = Job(task="jobs.selfcheck", params={}, created_by_id=owner.id)
     db.session.add(job)
     db.session.commit()
-    token = csrf_from(client.get("/login").get_data(as_text=True))
-    client.post("/login", data={"csrf_token": token, "username": "other", "password": "correct horse battery"})
+    AuthActions(client).login("other")
     assert client.get(f"/jobs/{job.id}").status_code == 404
 
 

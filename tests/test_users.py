@@ -9,7 +9,7 @@ from casework.auth import operations
 from casework.auth.models import User
 from casework.errors import ValidationFailed
 from casework.extensions import db
-from tests.conftest import TEST_PASSWORD, casework_cli, csrf_from
+from tests.conftest import TEST_PASSWORD, AuthActions, casework_cli, csrf_from
 
 
 def user_count() -> int:
@@ -156,9 +156,9 @@ def test_every_command_has_help(app_env):
 
 
 def _sign_in(client, username):
-    token = csrf_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"csrf_token": token, "username": username, "password": TEST_PASSWORD})
+    response = AuthActions(client).login(username)  # password, and the code for roles with a second factor
     assert response.status_code == 302
+    assert response.headers["Location"] == "/"
 
 
 def test_admin_creates_a_user_in_their_province_through_the_form(make_user, client):

@@ -17,6 +17,8 @@ def navigation() -> list[tuple[str, str]]:
     items = [(_l("Home"), url_for("main.home"))]
     if scope.can_manage_users(current_user):
         items.append((_l("Users"), url_for("auth.list_users")))
+    if scope.can_view_audit(current_user):
+        items.append((_l("Audit"), url_for("audit.list_events")))
     items.append((_l("Jobs"), url_for("jobs.list_jobs")))
     return items
 

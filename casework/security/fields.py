@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid, delete, event, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.attributes import flag_modified
 
 from casework.extensions import db
 from casework.security import text as normal
@@ -195,6 +196,12 @@ class Encrypted:
         digest = hmac.new(key, token.encode("utf-8"), sha256).digest()
         bits = current_app.config["CASEWORK_BLIND_INDEX_BITS"]
         return int.from_bytes(digest[:8], "big") >> (64 - bits)
+
+
+def mark_for_reindex(obj, field: Encrypted) -> None:
+    """Have the next flush rebuild ``field``'s index entries of ``obj`` under the current key."""
+    obj.__dict__.setdefault("_casework_reindex", set()).add(field.name)
+    flag_modified(obj, field.column)
 
 
 def tokens(text: str, kind: str) -> list[str]:

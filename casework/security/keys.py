@@ -32,8 +32,8 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casework.dbtypes import UTCDateTime, utcnow
-from config import ConfigError
 from casework.extensions import db
+from config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -244,14 +244,16 @@ def init_app(app: Flask) -> None:
     A wrong master key stops start-up with a clear message instead of showing garbage later. An unreachable
     database or a schema not yet created defers the check to first use.
     """
-    try:
-        ring = Keyring(read_master_key(app))
-    except MasterKeyError:
-        if app.config.get("CASEWORK_CONFIG") == "production":
-            raise
+    from casework.security import tasks  # noqa: F401 - registers the re-encryption job
+    from casework.security.cli import keys_group
+
+    app.cli.add_command(keys_group)
+    no_key_yet = not app.config.get("CASEWORK_MASTER_KEY") and not Path(app.config["CASEWORK_KEY_FILE"]).exists()
+    if no_key_yet and app.config.get("CASEWORK_CONFIG") != "production":
         # Embedded and testing: `casework init` creates the key file; until then nothing can be encrypted.
         app.extensions.pop("casework_keyring", None)
         return
+    ring = Keyring(read_master_key(app))  # a malformed or exposed key stops start-up
     app.extensions["casework_keyring"] = ring
     with app.app_context():
         try:

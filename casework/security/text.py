@@ -18,7 +18,7 @@ def nfc(value: str) -> str:
 
 
 def fold(value: str) -> str:
-    """Fold Vietnamese text to lower case without diacritics, whitespace collapsed: "Nguyễn  Thị Hà" → "nguyen thi ha"."""
+    """Fold to lower case without diacritics, whitespace collapsed: "Nguyễn  Thị Hà" → "nguyen thi ha"."""
     value = value.replace("đ", "d").replace("Đ", "D").replace("’", "'").replace("ʼ", "'")
     decomposed = unicodedata.normalize("NFD", value)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
