@@ -101,8 +101,12 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     app.register_blueprint(api_bp)
 
     from casework.audit.views import bp as audit_bp  # audit trail: the auditor's pages
+    from casework.cases.import_views import bp as imports_bp
+    from casework.cases.views import bp as cases_bp
 
     app.register_blueprint(audit_bp)
+    app.register_blueprint(cases_bp)
+    app.register_blueprint(imports_bp)
 
     from casework.api import init_error_handlers
 

@@ -18,15 +18,41 @@ class DomainError(Exception):
 
 
 class ValidationFailed(DomainError):
-    """Input broke a rule; ``errors`` maps each field to its messages."""
+    """Input broke a rule; ``errors`` maps each field to its messages, ``field_codes`` to stable codes."""
 
     code = "validation_failed"
     status = 422
 
-    def __init__(self, errors: dict[str, list[str]], message: str | None = None) -> None:
+    def __init__(
+        self,
+        errors: dict[str, list[str]],
+        message: str | None = None,
+        *,
+        field_codes: dict[str, list[str]] | None = None,
+    ) -> None:
         self.errors = errors
+        self.field_codes = field_codes or {}
         first = next(iter(errors.values()), [""])[0]
         super().__init__(message or first)
+
+
+class Problems:
+    """Collects what is wrong with some input, field by field, with a stable code and a message for each."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+        self.codes: dict[str, list[str]] = {}
+
+    def add(self, field: str, code: str, message: str) -> None:
+        self.errors.setdefault(field, []).append(message)
+        self.codes.setdefault(field, []).append(code)
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationFailed(self.errors, field_codes=self.codes)
 
 
 class PermissionDenied(DomainError):

@@ -1,7 +1,19 @@
 """Import every area's models, so the metadata (and Alembic) sees the whole schema."""
 
 from casework.auth.models import ApiToken, User, UserCommune  # noqa: F401
-from casework.cases.models import Child  # noqa: F401
+from casework.cases.models import (  # noqa: F401
+    Assignment,
+    Case,
+    CaseChange,
+    CaseCode,
+    CaseNote,
+    CaseNumberSequence,
+    Child,
+    Consent,
+    ImportBatch,
+    Referral,
+    SiblingLink,
+)
 from casework.jobs import tasks as _job_tasks  # noqa: F401 - registers the built-in jobs
 from casework.jobs.models import Job  # noqa: F401
 from casework.locations import tasks as _location_tasks  # noqa: F401 - registers the area's jobs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Flask, g, jsonify, request
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from casework.auth import operations as auth_operations
@@ -87,16 +88,27 @@ def init_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(exc: DomainError):
         db.session.rollback()
-        extra = (
-            {"fields": {k: [str(m) for m in v] for k, v in exc.errors.items()}}
-            if isinstance(exc, ValidationFailed)
-            else {}
-        )
+        extra = {}
+        if isinstance(exc, ValidationFailed):
+            extra["fields"] = {k: [str(m) for m in v] for k, v in exc.errors.items()}
+            if exc.field_codes:
+                extra["field_codes"] = exc.field_codes
         if _is_api_request():
             return error_response(exc.status, exc.code, str(exc.message), **extra)
         from flask import render_template
 
         return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(StaleDataError)
+    def handle_stale(exc: StaleDataError):
+        # Two edits of the same version: the second matched no row. Nothing was overwritten.
+        db.session.rollback()
+        message = "Someone changed this record since you opened it. Reload it and make your change again."
+        if _is_api_request():
+            return error_response(409, "stale_version", message)
+        from flask import render_template
+
+        return render_template("error.html", status=409, message=message), 409
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc: HTTPException):
@@ -116,4 +128,4 @@ def init_error_handlers(app: Flask) -> None:
         return render_template("error.html", status=exc.code, message=exc.description), exc.code or 500
 
 
-from casework.api import views  # noqa: E402,F401 - routes on bp
+from casework.api import cases, views  # noqa: E402,F401 - routes on bp

@@ -1,0 +1,3 @@
+"""``/api/v1/cases`` (being built)."""
+
+from __future__ import annotations

@@ -1,0 +1,182 @@
+"""Finding cases: one search box, filters, caseloads. Every query goes through the scope module.
+
+A query is recognised by its shape: a case number (``22-2025-000123``), digits (a personal ID or a phone
+number, looked up exactly through their blind indexes), or name words in any order, with or without diacritics
+(through the name index). Index candidates are confirmed after decryption.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy import case as sql_case
+
+from casework import scope
+from casework.auth.models import User
+from casework.cases.models import Case, CaseCode, Child
+from casework.dbtypes import utcnow
+from casework.extensions import db
+from casework.security import fields as blind
+from casework.security.text import digits, words
+
+CASE_NUMBER_RE = re.compile(r"^\s*(\d{2})-(\d{4})-(\d{1,6})\s*$")
+PER_PAGE = 25
+MAX_CANDIDATES = 2000
+
+
+@dataclass
+class Filters:
+    q: str = ""
+    stage: str | None = None
+    category: str | None = None
+    risk: str | None = None
+    commune: str | None = None
+    assigned_to: uuid.UUID | None = None
+    unassigned: bool = False
+    overdue: bool = False
+    open_only: bool = True
+    page: int = 1
+
+
+@dataclass
+class Page:
+    items: list[Case]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def scoped_cases(user: User) -> Select:
+    """``SELECT cases`` restricted to what ``user`` may see."""
+    return scope.filter_to_scope(select(Case), Case.commune_code, user)
+
+
+def _matching_ids(q: str) -> Select | list[uuid.UUID] | None:
+    """Case ids (or a SELECT of them) matching the search text, or None when there is no text."""
+    q = (q or "").strip()
+    if not q:
+        return None
+    number = CASE_NUMBER_RE.match(q)
+    if number:
+        province, year, seq = number.groups()
+        return select(Case.id).where(Case.case_number == f"{province}-{year}-{int(seq):06d}")
+    only_digits = digits(q)
+    if only_digits and len(only_digits) >= 9 and len(only_digits) == len(re.sub(r"[\s\-.+()]", "", q)):
+        ids: set[uuid.UUID] = set()
+        for child_field in (Child.national_id, Child.guardian_phone):
+            candidates = blind.candidate_ids(child_field, only_digits)
+            if candidates is not None:
+                for child in db.session.scalars(select(Child).where(Child.id.in_(candidates)).limit(MAX_CANDIDATES)):
+                    if blind.confirm(child_field, child_field.__get__(child), only_digits):
+                        ids.update(c.id for c in child.cases)
+        candidates = blind.candidate_ids(Case.reporter_phone, only_digits)
+        if candidates is not None:
+            for case in db.session.scalars(select(Case).where(Case.id.in_(candidates)).limit(MAX_CANDIDATES)):
+                if blind.confirm(Case.reporter_phone, case.reporter_phone, only_digits):
+                    ids.add(case.id)
+        return sorted(ids)
+    if not words(q):
+        return []
+    ids = set()
+    for child_field in (Child.full_name, Child.other_names):
+        candidates = blind.candidate_ids(child_field, q)
+        if candidates is None:
+            continue
+        rows = db.session.execute(
+            select(Child, Case.id)
+            .join(Case, Case.child_id == Child.id)
+            .where(Child.id.in_(candidates))
+            .limit(MAX_CANDIDATES)
+        ).all()
+        confirmed: dict[uuid.UUID, bool] = {}
+        for child, case_id in rows:
+            if child.id not in confirmed:
+                confirmed[child.id] = blind.confirm(child_field, child_field.__get__(child), q)
+            if confirmed[child.id]:
+                ids.add(case_id)
+    return sorted(ids)
+
+
+def overdue_condition(now: datetime | None = None):
+    return and_(Case.closed_at.is_(None), Case.next_deadline_at.is_not(None), Case.next_deadline_at < (now or utcnow()))
+
+
+def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
+    """Search the cases ``user`` may see, sorted by next deadline (overdue first), newest report next."""
+    stmt = scoped_cases(user)
+    ids = _matching_ids(filters.q)
+    if ids is not None:
+        if isinstance(ids, list) and not ids:
+            return Page(items=[], total=0, page=1, per_page=per_page)
+        stmt = stmt.where(Case.id.in_(ids))
+    if filters.open_only:
+        stmt = stmt.where(Case.closed_at.is_(None))
+    if filters.stage:
+        stmt = stmt.where(Case.stage == filters.stage)
+    if filters.risk:
+        stmt = stmt.where(Case.risk_level == filters.risk)
+    if filters.commune:
+        stmt = stmt.where(Case.commune_code == filters.commune)
+    if filters.assigned_to:
+        stmt = stmt.where(Case.assigned_to_id == filters.assigned_to)
+    if filters.unassigned:
+        stmt = stmt.where(Case.assigned_to_id.is_(None))
+    if filters.overdue:
+        stmt = stmt.where(overdue_condition())
+    if filters.category:
+        stmt = stmt.where(
+            select(CaseCode.case_id).where(CaseCode.case_id == Case.id, CaseCode.code == filters.category).exists()
+        )
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    page = max(1, filters.page)
+    ordered = stmt.order_by(
+        sql_case((Case.next_deadline_at.is_(None), 1), else_=0), Case.next_deadline_at, Case.received_at.desc()
+    )
+    items = list(db.session.scalars(ordered.offset((page - 1) * per_page).limit(per_page)))
+    return Page(items=items, total=total, page=page, per_page=per_page)
+
+
+def caseload(worker: User, *, limit: int = 200) -> list[Case]:
+    """A social worker's open cases: overdue first, then by next deadline."""
+    stmt = scoped_cases(worker).where(Case.assigned_to_id == worker.id, Case.closed_at.is_(None))
+    return list(
+        db.session.scalars(
+            stmt.order_by(
+                sql_case((Case.next_deadline_at.is_(None), 1), else_=0), Case.next_deadline_at, Case.received_at.desc()
+            ).limit(limit)
+        )
+    )
+
+
+@dataclass
+class TeamRow:
+    worker: User | None
+    open_cases: int
+    overdue: int
+
+
+def team_caseload(supervisor: User) -> list[TeamRow]:
+    """Open and overdue cases per worker in the supervisor's communes, and the unassigned ones."""
+    now = utcnow()
+    base = scoped_cases(supervisor).where(Case.closed_at.is_(None)).subquery()
+    rows = db.session.execute(
+        select(
+            base.c.assigned_to_id,
+            func.count(),
+            func.sum(sql_case((and_(base.c.next_deadline_at.is_not(None), base.c.next_deadline_at < now), 1), else_=0)),
+        ).group_by(base.c.assigned_to_id)
+    ).all()
+    result = []
+    for worker_id, open_count, overdue in rows:
+        worker = db.session.get(User, worker_id) if worker_id else None
+        result.append(TeamRow(worker=worker, open_cases=open_count, overdue=int(overdue or 0)))
+    result.sort(key=lambda r: (r.worker is not None, -(r.overdue), r.worker.username if r.worker else ""))
+    return result
