@@ -1,6 +1,7 @@
 """Import every area's models, so the metadata (and Alembic) sees the whole schema."""
 
 from casework.auth.models import ApiToken, User, UserCommune  # noqa: F401
+from casework.cases import tasks as _case_tasks  # noqa: F401 - registers the import jobs
 from casework.cases.models import (  # noqa: F401
     Assignment,
     Case,

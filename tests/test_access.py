@@ -6,11 +6,16 @@ control is decided the day the route is added.
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from casework.auth.roles import ROLES, SECOND_FACTOR_ROLES
+from casework.cases import importer
+from casework.cases import operations as case_operations
 from casework.extensions import db
 from casework.jobs.models import Job
+from casework.scope import RECORD_ROLES
 from tests.conftest import AuthActions, csrf_from
 
 EVERYONE = frozenset(ROLES)
@@ -38,6 +43,24 @@ ACCESS: dict[str, frozenset[str] | str] = {
     "auth.reset_password": frozenset({"admin"}),
     "audit.list_events": frozenset({"auditor"}),
     "audit.export_events": frozenset({"auditor"}),
+    "imports.download_template": RECORD_ROLES,
+    "imports.upload_register": RECORD_ROLES,
+    "imports.show_batch": frozenset(),  # only the batch's uploader: tested with someone else's batch
+    "imports.run_import": frozenset(),  # likewise
+    "cases.search_cases": RECORD_ROLES,
+    "cases.new_case": RECORD_ROLES,
+    "cases.show_case": RECORD_ROLES,  # within the user's area; 404 elsewhere (tested in test_cases_web.py)
+    "cases.edit_case": RECORD_ROLES,
+    "cases.add_note": RECORD_ROLES,
+    "cases.upload_file": RECORD_ROLES,
+    "cases.download_file": RECORD_ROLES,
+    "cases.record_consent": RECORD_ROLES,
+    "cases.withdraw_consent": RECORD_ROLES,
+    "cases.refer_case": RECORD_ROLES,
+    "cases.link_sibling": RECORD_ROLES,
+    "cases.assign_case": frozenset({"supervisor"}),  # of the case's commune
+    "cases.list_referrals": frozenset({"supervisor"}),
+    "cases.decide_referral": frozenset({"supervisor"}),  # of the receiving commune
 }
 
 
@@ -57,13 +80,42 @@ def _url(rule, ids) -> str:
 
 @pytest.fixture
 def ids(make_user):
-    """Real objects for the URL parameters: a user of the same province, a job of someone else."""
+    """Real objects for the URL parameters: a user of the same province, a job and an import of someone else, and
+    a case of commune 06970 with a file, a consent and a referral awaiting an answer from commune 06979."""
     target = make_user("social_worker", username="target")
     stranger = make_user("auditor", username="stranger")
     job = Job(task="jobs.selfcheck", params={}, created_by_id=stranger.id)
     db.session.add(job)
+    batch = importer.create_batch(io.BytesIO(importer.build_template(target)), "register.xlsx", target)
+    case = case_operations.open_case(
+        case_operations.validate_intake(
+            {
+                "child": {"full_name": "Hà Văn Thử", "sex": "male", "birth_year": 2014, "commune_code": "06970"},
+                "categories": ["abandoned"],
+                "risk_level": "low",
+                "source": "school",
+                "received_at": "2025-02-01T08:00:00+07:00",
+                "summary": "Báo cáo thử.",
+            },
+            target,
+        ),
+        target,
+    )
+    stored = case_operations.attach_file(case, target, io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "bien-ban.pdf")
+    consent = case_operations.record_consent(case, target, subject="representative", scope_code="sharing", given=True)
+    referral = case_operations.refer_case(case, "06979", target, reason="Gia đình chuyển đến xã khác.")
     db.session.commit()
-    return {"user_id": target.id, "job_id": job.id, "code": "en", "filename": "casework.css"}
+    return {
+        "user_id": target.id,
+        "job_id": job.id,
+        "batch_id": batch.id,
+        "case_id": case.id,
+        "file_id": stored.id,
+        "consent_id": consent.id,
+        "referral_id": referral.id,
+        "code": "en",
+        "filename": "casework.css",
+    }
 
 
 def test_anonymous_users_are_sent_to_sign_in_everywhere_but_public_pages(app, client, ids):

@@ -232,11 +232,12 @@ def test_audited_models_record_create_update_and_delete_without_plaintext(app, a
 
 
 def test_models_that_do_not_opt_in_record_nothing_by_themselves(app):
-    from casework.cases.models import Child
+    from casework.cases.models import CaseNumberSequence
 
-    db.session.add(Child(sex="male", commune_code="06970"))
+    assert not getattr(CaseNumberSequence, "__audited__", False)
+    db.session.add(CaseNumberSequence(province_code="22", year=2031, last=7))
     db.session.commit()
-    assert [e for e in events() if e.object_type == "children"] == []
+    assert [e for e in events() if e.object_type == "case_number_sequences"] == []
 
 
 def test_a_rolled_back_audited_change_leaves_no_automatic_event(app, audited_child):

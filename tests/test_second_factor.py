@@ -44,7 +44,12 @@ def session_of(client) -> dict:
 
 
 def fake_ids(user: User) -> dict:
-    return {"user_id": user.id, "job_id": uuid.uuid4(), "code": "en", "filename": "casework.css"}
+    ids = {"user_id": user.id, "code": "en", "filename": "casework.css"}
+    # Every other id in a URL: made up, since the point is that nothing answers before the second step.
+    return ids | {
+        name: uuid.uuid4()
+        for name in ("job_id", "case_id", "file_id", "consent_id", "referral_id", "batch_id", "note_id", "child_id")
+    }
 
 
 # --- the two steps of signing in ------------------------------------------------------------------------------

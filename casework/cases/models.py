@@ -71,10 +71,14 @@ class SiblingLink(db.Model):
 
     __tablename__ = "sibling_links"
     __audited__ = True
-    __table_args__ = (CheckConstraint("child_a_id < child_b_id", name="ordered_pair"),)
+    __table_args__ = (
+        CheckConstraint("child_a_id < child_b_id", name="ordered_pair"),
+        UniqueConstraint("child_a_id", "child_b_id", name="one_link_per_pair"),
+    )
 
-    child_a_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("children.id"), primary_key=True)
-    child_b_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("children.id"), primary_key=True, index=True)
+    id: Mapped[uuid.UUID] = uuid_pk()
+    child_a_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("children.id"), index=True)
+    child_b_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("children.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
 

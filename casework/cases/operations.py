@@ -365,6 +365,7 @@ def open_case(data: IntakeData, actor: User, *, import_fingerprint: str | None =
         import_fingerprint=import_fingerprint,
         codes=[CaseCode(list_name=ln, code=c) for ln in CASE_CODE_LISTS for c in data.codes[ln]],
     )
+    db.session.add(case)  # before sealing its fields: a key reload may autoflush
     case.summary = data.summary
     case.reporter_name = data.reporter.get("name")
     case.reporter_phone = data.reporter.get("phone")
@@ -548,6 +549,44 @@ def _as_text(value: Any) -> str | None:
     return str(value)
 
 
+#: The code list each coded field's new value must come from.
+CHANGE_CODE_LISTS = {
+    "risk_level": "risk_levels",
+    "source": "report_sources",
+    "channel": "report_channels",
+    "sex": "sex",
+    "ethnicity": "ethnicity",
+}
+
+
+def _checked_change(name: str, value: Any, problems: Problems, today: date) -> Any:
+    """A changed value checked by the intake's rule for its field (problems are added under ``name``)."""
+    if name in CHANGE_CODE_LISTS:
+        return _code(value, CHANGE_CODE_LISTS[name], problems, name, required=name in ("risk_level", "source", "sex"))
+    if name in ("immediate_danger", "has_disability"):
+        if not isinstance(value, bool):
+            problems.add(name, "not_a_boolean", _l("Answer yes or no."))
+        return value
+    if name == "national_id":
+        if value in (None, ""):
+            return None
+        value = "".join(str(value).split())
+        if not NATIONAL_ID_RE.match(value):
+            problems.add(name, "invalid_national_id", _l("A personal ID number has 12 digits."))
+        return value
+    if name == "guardian_phone":
+        return _phone(value, problems, name)
+    if name == "date_of_birth":
+        dob = _date(value, problems, name)
+        if dob is not None and dob > today:
+            problems.add(name, "in_future", _l("The date cannot be in the future."))
+        elif dob is not None and (today.year - dob.year) > 18:
+            problems.add(name, "not_a_child", _l("The child would be over 18."))
+        return dob
+    limit = {"summary": MAX_TEXT, "address": 500, "disability_kind": 32}.get(name, MAX_NAME)
+    return _text(value, problems, name, required=name in ("full_name", "summary"), limit=limit)
+
+
 def update_case(case: Case, actor: User, *, version: int, changes: dict[str, Any]) -> list[str]:
     """Change fields of a case or its child, keeping who changed what (old and new values, encrypted).
 
@@ -563,28 +602,34 @@ def update_case(case: Case, actor: User, *, version: int, changes: dict[str, Any
         raise Conflict(_l("This case is closed."), code="case_closed")
     problems = Problems()
     changed = []
-    for name, value in changes.items():
-        target = case if name in EDITABLE_CASE_FIELDS else case.child if name in EDITABLE_CHILD_FIELDS else None
-        if target is None:
-            problems.add(name, "not_editable", _l("This field cannot be changed here."))
-            continue
-        if name == "risk_level":
-            value = _code(value, "risk_levels", problems, name, required=True)
-        elif name == "national_id" and value:
-            value = "".join(str(value).split())
-            if not NATIONAL_ID_RE.match(value):
-                problems.add(name, "invalid_national_id", _l("A personal ID number has 12 digits."))
-                continue
+    today = utcnow().astimezone(local_tz()).date()
+
+    def apply(target, name: str, value: Any) -> None:
         old = getattr(target, name)
         if old == value:
-            continue
+            return
         setattr(target, name, value)
         change = CaseChange(case_id=case.id, actor_id=actor.id, field=name)
         change.old_value = _as_text(old)
         change.new_value = _as_text(value)
         db.session.add(change)
         changed.append(name)
-    problems.raise_if_any()
+
+    checked = []
+    for name, value in changes.items():
+        target = case if name in EDITABLE_CASE_FIELDS else case.child if name in EDITABLE_CHILD_FIELDS else None
+        if target is None:
+            problems.add(name, "not_editable", _l("This field cannot be changed here."))
+            continue
+        checked.append((target, name, _checked_change(name, value, problems, today)))
+    problems.raise_if_any()  # before anything is set: a refused change leaves the case as it was
+    # One flush for the whole change, so the version moves by one (encrypting a value may query the keyring,
+    # which would otherwise flush the case half-changed and bump its version twice).
+    with db.session.no_autoflush:
+        for target, name, value in checked:
+            apply(target, name, value)
+            if name == "date_of_birth" and value is not None:
+                apply(case.child, "birth_year", value.year)  # the statistics' birth year follows the date of birth
     if changed:
         case.updated_at = utcnow()  # bumps the version even when only the child changed
         db.session.flush()
@@ -718,6 +763,8 @@ def decide_referral(referral: Referral, actor: User, *, accept: bool, note: str 
     """Accept (the case moves to the receiving commune) or decline a referral; the history stays."""
     if not can_decide_referral(actor, referral):
         raise NotFound(_l("No such referral."))
+    # Two supervisors answering at once: the second waits for the first and then sees its answer.
+    db.session.refresh(referral, with_for_update=True)
     if referral.status != "pending":
         raise Conflict(_l("This referral has already been answered."), code="already_decided")
     referral.status = "accepted" if accept else "declined"
@@ -854,7 +901,7 @@ def link_siblings(first: Child, second: Child, actor: User) -> SiblingLink:
         if not scope.can_access_commune(actor, child.commune_code):
             raise NotFound(_l("Unknown child."))
     a, b = sorted((first.id, second.id))
-    existing = db.session.get(SiblingLink, (a, b))
+    existing = db.session.scalar(select(SiblingLink).where(SiblingLink.child_a_id == a, SiblingLink.child_b_id == b))
     if existing:
         return existing
     link = SiblingLink(child_a_id=a, child_b_id=b, created_by_id=actor.id)

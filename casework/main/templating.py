@@ -15,6 +15,10 @@ def navigation() -> list[tuple[str, str]]:
     if not current_user.is_authenticated:
         return []
     items = [(_l("Home"), url_for("main.home"))]
+    if scope.can_view_records(current_user):
+        items.append((_l("Cases"), url_for("cases.search_cases")))
+        items.append((_l("New case"), url_for("cases.new_case")))
+        items.append((_l("Import from Excel"), url_for("imports.upload_register")))
     if scope.can_manage_users(current_user):
         items.append((_l("Users"), url_for("auth.list_users")))
     if scope.can_view_audit(current_user):

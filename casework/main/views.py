@@ -8,7 +8,10 @@ from sqlalchemy import func, select, text
 
 from casework import i18n
 from casework.auth.models import User
-from casework.auth.roles import ROLES
+from casework.auth.roles import PROVINCIAL_OFFICER, ROLES, SOCIAL_WORKER, SUPERVISOR
+from casework.cases import operations as case_operations
+from casework.cases import search as case_search
+from casework.dbtypes import utcnow
 from casework.extensions import db
 from casework.jobs import redis_connection
 from casework.locations.models import Commune, Province
@@ -34,7 +37,31 @@ def home():
         context["commune_count"] = db.session.scalar(
             select(func.count(Commune.code)).where(Commune.province_code == current_user.province_code)
         )
+    context.update(_caseload_context(current_user._get_current_object()))
     return render_template(f"home/{current_user.role}.html", **context)
+
+
+#: How many cases a home page lists before it links to the full search.
+HOME_LIST = 10
+
+
+def _caseload_context(user: User) -> dict:
+    """What a record role's home page shows: a worker's open cases, a supervisor's team, the overdue cases."""
+    if user.role == SOCIAL_WORKER:
+        caseload = case_search.caseload(user)
+        now = utcnow()
+        late = sum(1 for case in caseload if case.next_deadline_at is not None and case.next_deadline_at < now)
+        return {"caseload": caseload, "overdue_count": late}
+    if user.role == SUPERVISOR:
+        return {
+            "team": case_search.team_caseload(user),
+            "unassigned": case_search.search(user, case_search.Filters(unassigned=True), per_page=HOME_LIST),
+            "overdue": case_search.search(user, case_search.Filters(overdue=True), per_page=HOME_LIST),
+            "incoming_referrals": case_operations.incoming_referrals(user),
+        }
+    if user.role == PROVINCIAL_OFFICER:
+        return {"overdue": case_search.search(user, case_search.Filters(overdue=True), per_page=HOME_LIST)}
+    return {}
 
 
 @bp.get("/lang/<code>")

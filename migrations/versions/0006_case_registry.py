@@ -93,6 +93,7 @@ def upgrade():
     sa.UniqueConstraint('file_id', name='one_batch_per_file')
     )
     op.create_table('sibling_links',
+    sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('child_a_id', sa.Uuid(), nullable=False),
     sa.Column('child_b_id', sa.Uuid(), nullable=False),
     sa.Column('created_at', casework.dbtypes.UTCDateTime(timezone=True), nullable=False),
@@ -101,9 +102,11 @@ def upgrade():
     sa.ForeignKeyConstraint(['child_a_id'], ['children.id'], name=op.f('fk_sibling_links_child_a_id_children')),
     sa.ForeignKeyConstraint(['child_b_id'], ['children.id'], name=op.f('fk_sibling_links_child_b_id_children')),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_sibling_links_created_by_id_users')),
-    sa.PrimaryKeyConstraint('child_a_id', 'child_b_id', name=op.f('pk_sibling_links'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sibling_links')),
+    sa.UniqueConstraint('child_a_id', 'child_b_id', name='one_link_per_pair')
     )
     with op.batch_alter_table('sibling_links', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sibling_links_child_a_id'), ['child_a_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_sibling_links_child_b_id'), ['child_b_id'], unique=False)
 
     op.create_table('case_assignments',
@@ -258,6 +261,7 @@ def downgrade():
     op.drop_table('case_assignments')
     with op.batch_alter_table('sibling_links', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sibling_links_child_b_id'))
+        batch_op.drop_index(batch_op.f('ix_sibling_links_child_a_id'))
 
     op.drop_table('sibling_links')
     op.drop_table('import_batches')
