@@ -403,11 +403,19 @@ SECRETS = {
     "guardian_name": "Hoàng Văn Quyết",
     "guardian_phone": "0987654321",
 }
+#: Written through the API with the case: the report, the reporter, a note.
+CASE_SECRETS = {
+    "summary": "Cháu bị cha dượng đánh bầm tím ở lưng",
+    "reporter_name": "Trịnh Khắc Luỹ",
+    "reporter_phone": "0977123456",
+    "reporter_address": "Xóm Bãi Gianh, bản Nậm Khiêu",
+    "note": "Cháu kể lại chuyện với cô giáo chủ nhiệm",
+}
 
 
 def _needles() -> list[bytes]:
     needles = set()
-    for value in SECRETS.values():
+    for value in [*SECRETS.values(), *CASE_SECRETS.values()]:
         for form in (value, fold(value), value.upper(), fold(value).replace(" ", "")):
             needles.add(form.encode("utf-8"))
         for word in value.split():
@@ -434,14 +442,43 @@ def _database_bytes(app, backend, app_env) -> bytes:
     return dump.stdout
 
 
-def test_no_plaintext_reaches_the_database(app, backend, app_env):
+def test_no_plaintext_reaches_the_database(app, backend, app_env, make_user, api_token, client):
     # Words of the names also occur in place names (Phường Hoàng Mai...): a leak is any occurrence more than before.
     before = _database_bytes(app, backend, app_env)
     make_child(date_of_birth=date(2013, 11, 5), **SECRETS)
+    # And through the app's own door: an intake, a correction and a note over the API.
+    token = api_token(make_user("social_worker", username="leaktest"))
+    headers = {"Authorization": f"Bearer {token}"}
+    child = dict(SECRETS, date_of_birth="2013-11-05", sex="female", commune_code="06970")
+    child["full_name"] = SECRETS["full_name"]
+    created = client.post(
+        "/api/v1/cases",
+        headers=headers,
+        json={
+            "child": child,
+            "categories": ["violence_harm"],
+            "abuse_types": ["violence"],
+            "risk_level": "high",
+            "source": "school",
+            "received_at": "2025-05-02T09:30:00+07:00",
+            "summary": CASE_SECRETS["summary"],
+            "reporter": {
+                "name": CASE_SECRETS["reporter_name"],
+                "phone": CASE_SECRETS["reporter_phone"],
+                "address": CASE_SECRETS["reporter_address"],
+            },
+            "confirm_new_child": True,
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    case_id = created.get_json()["id"]
+    noted = client.post(f"/api/v1/cases/{case_id}/notes", headers=headers, json={"body": CASE_SECRETS["note"]})
+    assert noted.status_code == 201, noted.get_json()
     after = _database_bytes(app, backend, app_env)
     assert len(after) > 0
     leaked = [n.decode() for n in _needles() if after.count(n) > before.count(n)]
     assert leaked == [], f"plaintext at rest: {leaked}"
     # And the whole values never occur at all.
-    whole = [v for v in SECRETS.values() if v.encode() in after or fold(v).encode() in after]
+    values = [*SECRETS.values(), *CASE_SECRETS.values()]
+    whole = [v for v in values if v.encode() in after or fold(v).encode() in after]
     assert whole == []
