@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 5000
+DEMO_CASES ?= 300
+BENCH_CASES ?= 100000
 
 .PHONY: serve test lint format install translations bench clean
 
@@ -18,7 +20,7 @@ install: $(STAMP)
 
 serve: install
 	@$(BIN)/casework init
-	@$(BIN)/casework demo --first-run
+	@$(BIN)/casework demo --first-run --cases $(DEMO_CASES)
 	@echo
 	@echo "casework is serving on http://$(HOST):$(PORT)  (stop with Ctrl+C)"
 	@echo
@@ -30,11 +32,16 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check casework tests config.py scripts
+	$(BIN)/ruff format --check casework tests bench config.py scripts
 
 format: install
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format casework tests config.py scripts
+	$(BIN)/ruff format casework tests bench config.py scripts
+
+# Search and caseload latency with BENCH_CASES demo cases on a throw-away PostgreSQL 15; writes bench/RESULTS.md.
+bench: install
+	@scripts/ensure-test-services.sh
+	BENCH_CASES=$(BENCH_CASES) $(BIN)/python -m bench.search_bench
 
 # Extract messages, merge them into the Vietnamese and English catalogues, compile.
 translations: install

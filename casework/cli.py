@@ -283,15 +283,27 @@ def worker(burst: bool) -> None:
 
 
 @main.group("demo", invoke_without_command=True)
-@click.option("--first-run", is_flag=True, help="Seed only when the database has no user yet.")
+@click.option("--first-run", is_flag=True, help="Seed users, and cases, only where the database has none yet.")
+@click.option(
+    "--cases",
+    "case_count",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 1_000_000),
+    help="Synthetic children and cases to generate (0: users only).",
+)
+@click.option("--seed", type=click.IntRange(0), default=None, help="Seed of the generator (default: random, printed).")
 @with_appcontext
 @click.pass_context
-def demo(ctx: click.Context, first_run: bool) -> None:
-    """Create demo users of every role (not in production) and print their logins."""
+def demo(ctx: click.Context, first_run: bool, case_count: int, seed: int | None) -> None:
+    """Create demo users of every role and, with --cases, synthetic cases (not in production); print the logins."""
+    import secrets
+
     from sqlalchemy import func, select
 
     from casework import demo as demo_data
     from casework.auth.models import User
+    from casework.cases.models import Case
     from casework.extensions import db
 
     _refuse_demo_in_production()
@@ -303,6 +315,25 @@ def demo(ctx: click.Context, first_run: bool) -> None:
         created = demo_data.seed_users()
         db.session.commit()
         click.echo(f"demo data: {len(created)} users created")
+    if case_count and first_run and db.session.scalar(select(Case.id).limit(1)) is not None:
+        click.echo("demo data: cases already present")
+    elif case_count:
+        from casework.cases import demo_data as synthetic
+
+        seed = secrets.randbelow(2**31) if seed is None else seed
+
+        def progress(done: int, total: int) -> None:
+            if total >= 10_000 and (done % 10_000 < synthetic.CHUNK_SIZE or done == total):
+                click.echo(f"  {done}/{total} cases", err=True)
+
+        try:
+            generated = synthetic.generate(case_count, seed=seed, progress=progress)
+        except LookupError as exc:
+            db.session.rollback()
+            raise click.ClickException(str(exc)) from None
+        db.session.commit()
+        stages = ", ".join(f"{stage} {generated.by_stage.get(stage, 0)}" for stage in synthetic.STAGES)
+        click.echo(f"demo data: {generated.cases} cases generated in {generated.seconds:.1f}s (seed {seed}): {stages}")
     click.echo(f"Demo logins (password for each: {demo_data.DEMO_PASSWORD}):")
     for user in demo_data.DEMO_USERS:
         secret = demo_data.DEMO_TOTP_SECRETS.get(user.username)

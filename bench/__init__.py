@@ -1,0 +1,1 @@
+"""Benchmarks of casework on realistic data volumes (``make bench``); see bench/README.md."""
