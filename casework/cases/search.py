@@ -25,7 +25,7 @@ from casework.security.text import digits, words
 
 CASE_NUMBER_RE = re.compile(r"^\s*(\d{2})-(\d{4})-(\d{1,6})\s*$")
 PER_PAGE = 25
-MAX_CANDIDATES = 2000
+MAX_CANDIDATES = 5000
 
 
 @dataclass
@@ -59,8 +59,12 @@ def scoped_cases(user: User) -> Select:
     return scope.filter_to_scope(select(Case), Case.commune_code, user)
 
 
-def _matching_ids(q: str) -> Select | list[uuid.UUID] | None:
-    """Case ids (or a SELECT of them) matching the search text, or None when there is no text."""
+def _matching_ids(q: str, within=()) -> Select | list[uuid.UUID] | None:
+    """Case ids (or a SELECT of them) matching the search text, or None when there is no text.
+
+    :param within: conditions on ``Case`` (the user's scope, open cases...) applied before candidates are
+        counted, so that a common name elsewhere cannot crowd out the matches the user may see.
+    """
     q = (q or "").strip()
     if not q:
         return None
@@ -93,7 +97,7 @@ def _matching_ids(q: str) -> Select | list[uuid.UUID] | None:
         rows = db.session.execute(
             select(Child, Case.id)
             .join(Case, Case.child_id == Child.id)
-            .where(Child.id.in_(candidates))
+            .where(Child.id.in_(candidates), *within)
             .limit(MAX_CANDIDATES)
         ).all()
         confirmed: dict[uuid.UUID, bool] = {}
@@ -112,7 +116,10 @@ def overdue_condition(now: datetime | None = None):
 def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
     """Search the cases ``user`` may see, sorted by next deadline (overdue first), newest report next."""
     stmt = scoped_cases(user)
-    ids = _matching_ids(filters.q)
+    within = [scope.commune_condition(Case.commune_code, user)]
+    if filters.open_only:
+        within.append(Case.closed_at.is_(None))
+    ids = _matching_ids(filters.q, within)
     if ids is not None:
         if isinstance(ids, list) and not ids:
             return Page(items=[], total=0, page=1, per_page=per_page)
