@@ -346,6 +346,22 @@ def api_token(client):
     return factory
 
 
+def wait_for_job(job_id, timeout: float = 60):
+    """Wait until a background job is done (inline, or through Redis and the rq worker); return its row."""
+    import time
+
+    from casework.extensions import db
+    from casework.jobs.models import Job
+
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.expire_all()
+        job = db.session.get(Job, job_id)
+        if job.done or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
 # --- processes: CLI, worker, live server -------------------------------------------------------------------------
 
 

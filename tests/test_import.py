@@ -21,7 +21,7 @@ from casework.cases.models import Case, Child, ImportBatch
 from casework.errors import Problems, ValidationFailed
 from casework.extensions import db
 from casework.jobs.models import Job
-from tests.conftest import AuthActions, csrf_from
+from tests.conftest import AuthActions, csrf_from, wait_for_job
 
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng"]
 MIDDLE = ["Văn", "Thị", "Minh", "Ngọc", "Quốc", "Thanh", "Hữu", "Đức", "Gia", "Bảo"]
@@ -35,16 +35,6 @@ def runner(app, request):
     if app.config["CASEWORK_REDIS_URL"]:
         worker = request.getfixturevalue("rq_worker")
         assert worker.poll() is None, "the rq worker died"
-
-
-def wait_for(job_id: uuid.UUID, timeout: float = 300) -> Job:
-    deadline = time.monotonic() + timeout
-    while True:
-        db.session.expire_all()
-        job = db.session.get(Job, job_id)
-        if job.done or time.monotonic() > deadline:
-            return job
-        time.sleep(0.1)
 
 
 def child_row(i: int, **changes) -> dict:
@@ -110,7 +100,7 @@ class ImportPages:
         assert response.status_code == 302, response.get_data(as_text=True)
         batch_id = uuid.UUID(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
         batch = db.session.get(ImportBatch, batch_id)
-        job = wait_for(importer.latest_job(batch, importer.CHECK_TASK).id)
+        job = wait_for_job(importer.latest_job(batch, importer.CHECK_TASK).id, timeout=300)
         assert job.status == "finished", job.error
         db.session.refresh(batch)
         return batch, job
@@ -129,7 +119,7 @@ class ImportPages:
         """Start the import and wait for it."""
         response = self.run(batch, choices)
         assert response.status_code == 302, response.get_data(as_text=True)
-        job = wait_for(importer.latest_job(batch, importer.RUN_TASK).id)
+        job = wait_for_job(importer.latest_job(batch, importer.RUN_TASK).id, timeout=300)
         assert job.status == "finished", job.error
         db.session.refresh(batch)
         return job

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -10,17 +9,7 @@ import pytest
 from casework import jobs
 from casework.extensions import db
 from casework.jobs.models import Job
-from tests.conftest import AuthActions, casework_cli, csrf_from
-
-
-def wait_for(job_id: uuid.UUID, timeout: float = 60) -> Job:
-    deadline = time.monotonic() + timeout
-    while True:
-        db.session.expire_all()
-        job = db.session.get(Job, job_id)
-        if job.done or time.monotonic() > deadline:
-            return job
-        time.sleep(0.2)
+from tests.conftest import AuthActions, casework_cli, csrf_from, wait_for_job
 
 
 @pytest.fixture
@@ -37,7 +26,7 @@ def test_a_job_runs_to_the_end_and_records_its_progress_and_result(app, runner, 
     job = jobs.launch("jobs.selfcheck", actor=user, steps=4)
     if runner:
         assert job.status in {"queued", "running", "finished"}  # handed to the worker, not run here
-    job = wait_for(job.id)
+    job = wait_for_job(job.id)
     assert job.status == "finished", job.error
     assert job.progress == 100
     assert job.message == "step 4 of 4"
@@ -47,14 +36,14 @@ def test_a_job_runs_to_the_end_and_records_its_progress_and_result(app, runner, 
 
 
 def test_a_failing_job_is_recorded_as_failed_with_its_error(app, runner):
-    job = wait_for(jobs.launch("jobs.selfcheck", steps=2, fail=True).id)
+    job = wait_for_job(jobs.launch("jobs.selfcheck", steps=2, fail=True).id)
     assert job.status == "failed"
     assert "selfcheck asked to fail" in job.error
     assert job.progress == 100  # the work done before the failure was committed
 
 
 def test_running_a_finished_job_again_changes_nothing(app, runner):
-    job = wait_for(jobs.launch("jobs.selfcheck", steps=1).id)
+    job = wait_for_job(jobs.launch("jobs.selfcheck", steps=1).id)
     finished_at = job.finished_at
     jobs.run(job.id)
     db.session.expire_all()
@@ -75,7 +64,7 @@ def test_admin_reloads_units_as_a_job_and_follows_its_progress_page(app, runner,
     response = client.post("/jobs/reload-units", data={"csrf_token": csrf_from(page)})
     assert response.status_code == 302
     job_id = uuid.UUID(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
-    job = wait_for(job_id)
+    job = wait_for_job(job_id)
     assert job.status == "finished", job.error
     assert job.result["communes"] == {"added": 0, "updated": 0}
     html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
