@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy import case as sql_case
+from sqlalchemy.orm import selectinload
 
 from casework import scope
 from casework.auth.models import User
@@ -147,13 +148,16 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
     ordered = stmt.order_by(
         sql_case((Case.next_deadline_at.is_(None), 1), else_=0), Case.next_deadline_at, Case.received_at.desc()
     )
-    items = list(db.session.scalars(ordered.offset((page - 1) * per_page).limit(per_page)))
+    page_rows = ordered.options(selectinload(Case.child)).offset((page - 1) * per_page).limit(per_page)
+    items = list(db.session.scalars(page_rows))
     return Page(items=items, total=total, page=page, per_page=per_page)
 
 
 def caseload(worker: User, *, limit: int = 200) -> list[Case]:
     """A social worker's open cases: overdue first, then by next deadline."""
     stmt = scoped_cases(worker).where(Case.assigned_to_id == worker.id, Case.closed_at.is_(None))
+    # The home page lists each child's name: load the children in one query, not one per case.
+    stmt = stmt.options(selectinload(Case.child))
     return list(
         db.session.scalars(
             stmt.order_by(
