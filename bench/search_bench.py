@@ -37,8 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,28 +204,6 @@ def load_demo(env: dict[str, str], cases: int, seed: int) -> dict[str, float]:
     output, wall = run_cli(env, "demo", "--cases", str(cases), "--seed", str(seed))
     generated = re.search(r"generated in ([\d.]+)s", output)
     return {"generate_s": float(generated.group(1)) if generated else float("nan"), "command_s": wall}
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-class FreshContextClient(FlaskClient):
-    """Each request in its own app context and database session, as under gunicorn."""
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
 
 
 def build_plain_copy() -> int:
@@ -578,6 +555,7 @@ def main() -> None:
     command = f"{settings} python -m bench.search_bench".strip()
 
     sys.path.insert(0, str(ROOT))
+    from tests.harness import FreshContextClient, environment
     from tests.services import PostgresServer
 
     # Stopped from outside: still stop the PostgreSQL cluster and remove the temporary folder (finally, below).

@@ -39,6 +39,20 @@ def format_date(value: date | datetime | None) -> str:
     return value.strftime("%d/%m/%Y")
 
 
+def parse_day(text: str) -> date:
+    """Read a day written dd/mm/yyyy (as shown everywhere) or yyyy-mm-dd (ISO).
+
+    :raises ValueError: neither.
+    """
+    text = text.strip()
+    for pattern in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, pattern).date()  # noqa: DTZ007 - a calendar day, no time
+        except ValueError:
+            continue
+    raise ValueError(text)
+
+
 def format_datetime(value: datetime | None) -> str:
     """Format a timestamp as dd/mm/yyyy HH:MM in local time."""
     if value is None:

@@ -15,16 +15,15 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import text
 
 import config as casework_config
 from casework.auth.roles import SECOND_FACTOR_ROLES
 from casework.dbtypes import utcnow
+from tests.harness import FreshContextClient, environment  # noqa: F401 - re-exported for the tests
 from tests.services import PostgresServer, RedisServer, ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,20 +50,6 @@ def unavailable(message: str):
     if os.environ.get("CI"):
         pytest.fail(f"test service unavailable under CI: {message}", pytrace=False)
     pytest.skip(message)
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
@@ -114,18 +99,6 @@ def app_env(backend, tmp_path_factory, request) -> dict[str, str]:
         env["CASEWORK_DATABASE_URL"] = pg.create_database(f"casework_{next(_db_counter)}")
         env["CASEWORK_REDIS_URL"] = redis.url
     return env
-
-
-class FreshContextClient(FlaskClient):
-    """A test client whose every request runs in its own app context, as in production.
-
-    Without this, a test holding an app context would share ``g`` (the signed-in user) and the database session
-    with the requests it makes, and hide bugs that only show across requests.
-    """
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
 
 
 def build_app(env: dict[str, str], **overrides):

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
 from flask_babel import lazy_gettext as _l
@@ -18,6 +18,7 @@ from wtforms.validators import Length, Optional, ValidationError
 from casework import audit, i18n, scope
 from casework.dbtypes import utcnow
 from casework.extensions import db
+from casework.i18n import parse_day
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -37,20 +38,6 @@ CSV_COLUMNS = (
     "request_id",
     "mac",
 )
-
-
-def parse_day(text: str) -> date:
-    """Read a day written dd/mm/yyyy (as shown everywhere) or yyyy-mm-dd (ISO).
-
-    :raises ValueError: neither.
-    """
-    text = text.strip()
-    for pattern in ("%d/%m/%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, pattern).date()  # noqa: DTZ007 - a calendar day, no time
-        except ValueError:
-            continue
-    raise ValueError(text)
 
 
 def _valid_day(_form, field) -> None:

@@ -8,7 +8,7 @@ filled per request, in the language of the request.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -21,7 +21,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from casework import codes
 from casework.cases.operations import MAX_NAME, MAX_TEXT, NATIONAL_ID_RE, PHONE_RE
-from casework.i18n import local_tz
+from casework.i18n import local_tz, parse_day
 
 REQUIRED = _l("This field is required.")
 
@@ -67,20 +67,6 @@ def _digits_only(value: Any) -> Any:
 
 def _phone_chars(value: Any) -> Any:
     return "".join(ch for ch in value if ch.isdigit() or ch == "+") if isinstance(value, str) else value
-
-
-def parse_day(text: str) -> date:
-    """Read a day written dd/mm/yyyy (as shown everywhere) or yyyy-mm-dd.
-
-    :raises ValueError: neither.
-    """
-    text = text.strip()
-    for pattern in ("%d/%m/%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, pattern).date()  # noqa: DTZ007 - a calendar day, no time
-        except ValueError:
-            continue
-    raise ValueError(text)
 
 
 def _valid_past_day(_form, field) -> None:

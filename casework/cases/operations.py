@@ -36,7 +36,7 @@ from casework.cases.models import (
 from casework.dbtypes import utcnow
 from casework.errors import Conflict, NotFound, PermissionDenied, Problems, ValidationFailed
 from casework.extensions import db
-from casework.i18n import local_tz
+from casework.i18n import local_tz, parse_day
 from casework.locations.models import Commune
 from casework.security import fields as blind
 from casework.security.text import fold, words
@@ -45,6 +45,17 @@ NATIONAL_ID_RE = re.compile(r"^\d{12}$")
 PHONE_RE = re.compile(r"^\+?\d{9,12}$")
 MAX_TEXT = 4000
 MAX_NAME = 200
+
+#: The encrypted details that identify a child, as intake takes them.
+IDENTIFYING_CHILD_FIELDS = (
+    "full_name",
+    "other_names",
+    "date_of_birth",
+    "national_id",
+    "address",
+    "guardian_name",
+    "guardian_phone",
+)
 
 #: Legal bases relied on without consent (Personal Data Protection Law 2025, Art. 19(1)).
 LEGAL_BASES = ("protect_life_health", "legal_obligation", "public_interest", "court_order")
@@ -117,11 +128,10 @@ def _date(value: Any, problems: Problems, name: str) -> date | None:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        for parse in (date.fromisoformat, lambda v: datetime.strptime(v, "%d/%m/%Y").date()):
-            try:
-                return parse(value.strip())
-            except ValueError:
-                continue
+        try:
+            return parse_day(value)
+        except ValueError:
+            pass
     problems.add(name, "invalid_date", _l("Write the date as dd/mm/yyyy."))
     return None
 
@@ -337,15 +347,7 @@ def open_case(data: IntakeData, actor: User, *, import_fingerprint: str | None =
             created_by_id=actor.id,
             sex=data.child["sex"],
         )
-        for name in (
-            "full_name",
-            "other_names",
-            "date_of_birth",
-            "national_id",
-            "address",
-            "guardian_name",
-            "guardian_phone",
-        ):
+        for name in IDENTIFYING_CHILD_FIELDS:
             setattr(child, name, data.child[name])
         for name in ("birth_year", "estimated_age", "ethnicity", "has_disability", "disability_kind"):
             setattr(child, name, data.child[name])
@@ -525,13 +527,7 @@ def record_view(case: Case, actor: User) -> None:
 
 EDITABLE_CASE_FIELDS = ("risk_level", "immediate_danger", "source", "channel", "summary")
 EDITABLE_CHILD_FIELDS = (
-    "full_name",
-    "other_names",
-    "date_of_birth",
-    "national_id",
-    "address",
-    "guardian_name",
-    "guardian_phone",
+    *IDENTIFYING_CHILD_FIELDS,
     "sex",
     "ethnicity",
     "has_disability",

@@ -38,14 +38,13 @@ from casework.cases.forms import (
     ReferForm,
     SearchForm,
     SiblingForm,
-    parse_day,
     stage_label,
 )
 from casework.cases.models import CASE_CODE_LISTS, Case, Consent, Referral, SiblingLink
 from casework.dbtypes import utcnow
 from casework.errors import Conflict, PermissionDenied, ValidationFailed
 from casework.extensions import db
-from casework.i18n import format_date, local_tz
+from casework.i18n import format_date, local_tz, parse_day
 from casework.locations.models import Commune
 from casework.security import files
 from casework.security.files import StoredFile, UploadRefused
