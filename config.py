@@ -73,6 +73,9 @@ class Settings:
     log_level: str = "INFO"  # CASEWORK_LOG_LEVEL
     audit_checkpoint_every: int = 100  # CASEWORK_AUDIT_CHECKPOINT_EVERY (events between signed checkpoints)
     audit_checkpoint_file: Path | None = None  # CASEWORK_AUDIT_CHECKPOINT_FILE (default: in the instance folder)
+    workflows_dir: Path | None = None  # CASEWORK_WORKFLOWS_DIR (default: workflows/ in the checkout)
+    reminder_hours: int = 24  # CASEWORK_REMINDER_HOURS (remind the assigned worker this long before a deadline)
+    tick_minutes: int = 5  # CASEWORK_TICK_MINUTES (how often the rq scheduler runs the deadline check)
     argon2_time_cost: int = 3
     argon2_memory_cost: int = 65536
     secure_cookies: bool = False
@@ -119,6 +122,9 @@ class Settings:
             "CASEWORK_LOG_LEVEL": self.log_level,
             "CASEWORK_AUDIT_CHECKPOINT_EVERY": self.audit_checkpoint_every,
             "CASEWORK_AUDIT_CHECKPOINT_FILE": str(self.checkpoint_file),
+            "CASEWORK_WORKFLOWS_DIR": str(self.workflows_dir or Path(__file__).resolve().parent / "workflows"),
+            "CASEWORK_REMINDER_HOURS": self.reminder_hours,
+            "CASEWORK_TICK_MINUTES": self.tick_minutes,
             "CASEWORK_ARGON2_TIME_COST": self.argon2_time_cost,
             "CASEWORK_ARGON2_MEMORY_COST": self.argon2_memory_cost,
             "BABEL_DEFAULT_LOCALE": self.default_locale,
@@ -166,6 +172,10 @@ class Settings:
             raise ConfigError(f"CASEWORK_MAX_UPLOAD_MB must be between 1 and 1024, not {self.max_upload_mb}")
         if self.reauth_minutes < 1:
             raise ConfigError(f"CASEWORK_REAUTH_MINUTES must be at least 1, not {self.reauth_minutes}")
+        if not 1 <= self.reminder_hours <= 24 * 30:
+            raise ConfigError(f"CASEWORK_REMINDER_HOURS must be between 1 and 720, not {self.reminder_hours}")
+        if not 1 <= self.tick_minutes <= 24 * 60:
+            raise ConfigError(f"CASEWORK_TICK_MINUTES must be between 1 and 1440, not {self.tick_minutes}")
 
 
 def load(name: str | None = None) -> Settings:
@@ -176,6 +186,7 @@ def load(name: str | None = None) -> Settings:
     instance = Path(_env("INSTANCE", "instance")).resolve()
     key_file = _env("MASTER_KEY_FILE")
     checkpoint_file = _env("AUDIT_CHECKPOINT_FILE")
+    workflows_dir = _env("WORKFLOWS_DIR")
     settings = Settings(
         name=name,
         instance=instance,
@@ -199,6 +210,9 @@ def load(name: str | None = None) -> Settings:
         log_level=_env("LOG_LEVEL", "INFO"),
         audit_checkpoint_every=_env_int("AUDIT_CHECKPOINT_EVERY", 100),
         audit_checkpoint_file=Path(checkpoint_file).resolve() if checkpoint_file else None,
+        workflows_dir=Path(workflows_dir).resolve() if workflows_dir else None,
+        reminder_hours=_env_int("REMINDER_HOURS", 24),
+        tick_minutes=_env_int("TICK_MINUTES", 5),
         secure_cookies=name == "production",
         testing=name == "testing",
     )

@@ -81,6 +81,10 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     # --------------------------------------------------------------------------------------------------------------
 
     from casework import models  # noqa: F401 - every model registered on the metadata
+    from casework.support import operations as _support  # noqa: F401 - registers the plan's review deadline
+    from casework.workflow import registry as workflows
+
+    workflows.init_app(app)  # a broken definition stops start-up here, naming the file and the problem
     from casework.auth import session as auth_session
 
     auth_session.init_app(app, login_manager)

@@ -9,6 +9,7 @@ from casework.cases.models import (  # noqa: F401
     CaseCode,
     CaseNote,
     CaseNumberSequence,
+    CaseTransition,
     Child,
     Consent,
     ImportBatch,
@@ -26,6 +27,16 @@ from casework.locations.models import (  # noqa: F401
     LegacyWard,
     Province,
 )
+from casework.notifications.models import Notification  # noqa: F401
 from casework.security.fields import BlindIndexEntry  # noqa: F401
 from casework.security.files import StoredFile  # noqa: F401
 from casework.security.keys import DataKey  # noqa: F401
+from casework.support.models import (  # noqa: F401
+    Assessment,
+    ClosureRequest,
+    EmergencyMeasure,
+    MonitoringVisit,
+    PlannedService,
+    ServiceRecord,
+    SupportPlan,
+)

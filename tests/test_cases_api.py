@@ -386,6 +386,8 @@ def test_the_list_filters_by_stage_category_risk_commune_assignee_and_deadline(c
     overdue_case = db.session.get(Case, uuid.UUID(low["id"]))
     overdue_case.next_deadline_at = datetime.now(UTC) - timedelta(hours=1)
     overdue_case.assigned_to_id = None
+    # The first child is in immediate danger, reported days ago: its 12-hour deadline has passed. Move it on.
+    db.session.get(Case, uuid.UUID(high["id"])).next_deadline_at = datetime.now(UTC) + timedelta(hours=1)
     db.session.commit()
 
     def numbers(**query) -> list[str]:

@@ -229,6 +229,25 @@ def test_initial_stage_that_is_not_a_stage_is_refused(tmp_path):
     assert "initial stage 'opened' is not a stage" in refusal(tmp_path, text)
 
 
+def test_unknown_effect_is_refused(tmp_path):
+    text = VALID.replace("DEADLINE", "").replace("conditions = []", 'conditions = []\neffects = ["aprove_plan"]')
+    assert "transition 1 names unknown effect 'aprove_plan'" in refusal(tmp_path, text)
+
+
+def test_bad_province_list_is_refused(tmp_path):
+    text = VALID.replace("DEADLINE", "").replace('initial = "open"', 'initial = "open"\nprovinces = ["Quảng Ninh"]')
+    assert "'provinces' must be a list of two-digit province codes" in refusal(tmp_path, text)
+
+
+def test_two_workflows_cannot_claim_one_province(tmp_path):
+    shutil.copy(WORKFLOWS / "default.toml", tmp_path / "default.toml")
+    claimed = VALID.replace("DEADLINE", "").replace('initial = "open"', 'initial = "open"\nprovinces = ["22"]')
+    write(tmp_path, claimed, "a_first.toml")
+    second = write(tmp_path, claimed, "b_second.toml")
+    with pytest.raises(WorkflowDefinitionError, match=f"^{second}: province '22' is already given to workflow 'a_first'"):
+        load_all(tmp_path)
+
+
 def test_invalid_toml_is_refused_naming_the_file(tmp_path):
     assert "not valid TOML" in refusal(tmp_path, "[workflow\n")
 
@@ -329,10 +348,13 @@ def test_a_plan_without_a_planned_service_cannot_be_submitted(default):
 
 
 def test_a_plan_cannot_be_carried_out_before_approval(default):
-    opt = option(default, case("plan_approval"), SUPERVISOR, Facts(has_planned_service=True), "support")
+    # Taking approve_plan is the supervisor's decision (Mẫu 05): a worker cannot, and the review needs it done.
+    assert option(default, case("plan_approval"), SUPERVISOR, Facts(has_planned_service=True), "support").open
+    assert "approve_plan" in next(t for t in default.transitions if t.id == "approve_plan").effects
+    opt = option(default, case("support"), WORKER, Facts(has_planned_service=True), "review")
     assert reason_of(opt) == "The plan cannot be carried out before a supervisor approves it."
     approved = Facts(has_planned_service=True, plan_approved=True)
-    assert option(default, case("plan_approval"), SUPERVISOR, approved, "support").open
+    assert option(default, case("support"), WORKER, approved, "review").open
 
 
 def test_closing_needs_a_reason(default):

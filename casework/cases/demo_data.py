@@ -444,8 +444,8 @@ STAGES = (
     "report_received",
     "initial_assessment",
     "detailed_assessment",
-    "plan_drafted",
-    "plan_approved",
+    "plan_drafting",
+    "plan_approval",
     "support",
     "review",
     "closed",
@@ -455,8 +455,8 @@ STAGE_SHARES = {
     "report_received": 3,
     "initial_assessment": 4,
     "detailed_assessment": 4,
-    "plan_drafted": 4,
-    "plan_approved": 3,
+    "plan_drafting": 4,
+    "plan_approval": 3,
     "support": 13,
     "review": 4,
     "closed": 65,
@@ -468,8 +468,8 @@ STAGE_DAYS = {
     "report_received": 1.0,
     "initial_assessment": 3.0,
     "detailed_assessment": 7.0,
-    "plan_drafted": 5.0,
-    "plan_approved": 5.0,
+    "plan_drafting": 5.0,
+    "plan_approval": 5.0,
     "support": 90.0,
     "review": 15.0,
 }
@@ -570,6 +570,7 @@ class CasePlan:
     stage: str
     steps: int  # stage changes so far (the row's version is one more)
     next_deadline_at: datetime | None
+    entered_at: datetime  # when the case entered its stage
     closed_at: datetime | None
     closure_reason: str | None
     worker: str | None  # username of the social worker holding the case
@@ -779,6 +780,7 @@ class _Planner:
             stage=stage,
             steps=len(passed),
             next_deadline_at=deadline,
+            entered_at=entered,
             closed_at=closed_at,
             closure_reason=reason,
             worker=worker,
@@ -962,6 +964,7 @@ def generate(
                 "workflow": "default",
                 "assigned_to_id": worker_id,
                 "next_deadline_at": p.next_deadline_at,
+                "stage_entered_at": p.entered_at,
                 "closed_at": p.closed_at,
                 "closure_reason": p.closure_reason,
                 "import_fingerprint": None,

@@ -123,6 +123,8 @@ class Case(db.Model):
     immediate_danger: Mapped[bool] = mapped_column(Boolean, default=False)
     stage: Mapped[str] = mapped_column(String(64), default="report_received", index=True)
     workflow: Mapped[str] = mapped_column(String(64), default="default")
+    # When the case last entered its stage: the anchor of the stage's deadline (``workflows/*.toml``).
+    stage_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     assigned_to_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
     next_deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -147,6 +149,27 @@ class Case(db.Model):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+
+class CaseTransition(db.Model):
+    """A step of the case through its workflow: from which stage to which, by whom, when, and the worker's note.
+
+    Kept for ever: reopening a closed case adds steps, it never removes one.
+    """
+
+    __tablename__ = "case_transitions"
+    __audited__ = True
+    __table_args__ = (Index("ix_case_transitions_case_to", "case_id", "to_stage", "at"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id"))
+    transition: Mapped[str] = mapped_column(String(64))  # the transition's id in the definition
+    from_stage: Mapped[str] = mapped_column(String(64))
+    to_stage: Mapped[str] = mapped_column(String(64))
+    closure_reason: Mapped[str | None] = mapped_column(String(32))
+    note = Encrypted()
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CaseCode(db.Model):

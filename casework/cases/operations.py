@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from casework import audit, codes, scope
 from casework.auth.models import User, UserCommune
 from casework.auth.roles import SOCIAL_WORKER, SUPERVISOR
+from casework.cases import stages
 from casework.cases.models import (
     CASE_CODE_LISTS,
     Assignment,
@@ -33,18 +34,22 @@ from casework.cases.models import (
     Referral,
     SiblingLink,
 )
+from casework.checks import MAX_NAME, MAX_TEXT
+from casework.checks import code as _code
+from casework.checks import codes as _codes
+from casework.checks import day as _date
+from casework.checks import moment as _moment
+from casework.checks import text as _text
 from casework.dbtypes import utcnow
 from casework.errors import Conflict, NotFound, PermissionDenied, Problems, ValidationFailed
 from casework.extensions import db
-from casework.i18n import local_tz, parse_day
+from casework.i18n import local_tz
 from casework.locations.models import Commune
 from casework.security import fields as blind
 from casework.security.text import fold, words
 
 NATIONAL_ID_RE = re.compile(r"^\d{12}$")
 PHONE_RE = re.compile(r"^\+?\d{9,12}$")
-MAX_TEXT = 4000
-MAX_NAME = 200
 
 #: The encrypted details that identify a child, as intake takes them.
 IDENTIFYING_CHILD_FIELDS = (
@@ -77,86 +82,6 @@ class IntakeData:
     summary: str
     reporter: dict[str, str | None] = field(default_factory=dict)
     existing_child_id: uuid.UUID | None = None
-
-
-def _text(value: Any, problems: Problems, name: str, *, required: bool = False, limit: int = MAX_TEXT) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            problems.add(name, "required", _l("This field is required."))
-        return None
-    if not isinstance(value, str):
-        problems.add(name, "not_text", _l("This field must be text."))
-        return None
-    value = " ".join(value.split()) if limit <= MAX_NAME else value.strip()
-    if len(value) > limit:
-        problems.add(name, "too_long", _l("At most %(n)d characters.", n=limit))
-        return None
-    return value
-
-
-def _code(value: Any, list_name: str, problems: Problems, name: str, *, required: bool = False) -> str | None:
-    if value is None or value == "":
-        if required:
-            problems.add(name, "required", _l("This field is required."))
-        return None
-    if not isinstance(value, str) or not codes.is_code(list_name, value):
-        problems.add(name, "invalid_code", _l("Unknown value."))
-        return None
-    return value
-
-
-def _codes(values: Any, list_name: str, problems: Problems, name: str) -> list[str]:
-    if values in (None, ""):
-        return []
-    if not isinstance(values, list | tuple):
-        problems.add(name, "not_a_list", _l("Choose from the list."))
-        return []
-    result = []
-    for value in values:
-        if not isinstance(value, str) or not codes.is_code(list_name, value):
-            problems.add(name, "invalid_code", _l("Unknown value: %(value)s.", value=str(value)[:40]))
-        elif value not in result:
-            result.append(value)
-    return result
-
-
-def _date(value: Any, problems: Problems, name: str) -> date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return parse_day(value)
-        except ValueError:
-            pass
-    problems.add(name, "invalid_date", _l("Write the date as dd/mm/yyyy."))
-    return None
-
-
-def _moment(value: Any, problems: Problems, name: str) -> datetime | None:
-    if value in (None, ""):
-        problems.add(name, "required", _l("This field is required."))
-        return None
-    moment = None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        text = value.strip().replace("Z", "+00:00")
-        for parse in (datetime.fromisoformat, lambda v: datetime.strptime(v, "%d/%m/%Y %H:%M")):
-            try:
-                moment = parse(text)
-                break
-            except ValueError:
-                continue
-    if moment is None:
-        problems.add(name, "invalid_datetime", _l("Write the date and time as dd/mm/yyyy hh:mm."))
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=local_tz())  # a time without zone is Vietnam's local time
-    return moment.astimezone(UTC)
 
 
 def validate_intake(payload: dict[str, Any], actor: User, *, now: datetime | None = None) -> IntakeData:
@@ -367,6 +292,7 @@ def open_case(data: IntakeData, actor: User, *, import_fingerprint: str | None =
         import_fingerprint=import_fingerprint,
         codes=[CaseCode(list_name=ln, code=c) for ln in CASE_CODE_LISTS for c in data.codes[ln]],
     )
+    stages.start(case)
     db.session.add(case)  # before sealing its fields: a key reload may autoflush
     case.summary = data.summary
     case.reporter_name = data.reporter.get("name")
@@ -627,6 +553,8 @@ def update_case(case: Case, actor: User, *, version: int, changes: dict[str, Any
             if name == "date_of_birth" and value is not None:
                 apply(case.child, "birth_year", value.year)  # the statistics' birth year follows the date of birth
     if changed:
+        if "immediate_danger" in changed:
+            stages.refresh_deadline(case)  # a child found in danger gets the 12-hour deadline
         case.updated_at = utcnow()  # bumps the version even when only the child changed
         db.session.flush()
     return changed

@@ -28,10 +28,19 @@ BASE_ANCHORS = frozenset({RECEIVED, ENTERED})
 #: Stage ids are stored in ``cases.stage`` (String(64)).
 _STAGE_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
-_WORKFLOW_KEYS = {"label", "initial", "legal_basis"}
+_WORKFLOW_KEYS = {"label", "initial", "legal_basis", "provinces"}
 _STAGE_KEYS = {"id", "label", "form", "final", "deadline", "danger_deadline", "note"}
-_TRANSITION_KEYS = {"id", "from", "to", "label", "roles", "conditions", "note"}
+_TRANSITION_KEYS = {"id", "from", "to", "label", "roles", "conditions", "effects", "note"}
 _DEADLINE_KEYS = {"hours", "working_days", "from", "rule"}
+
+
+#: What a transition may do besides moving the case, by name (carried out by ``casework.support.operations``).
+EFFECTS = {
+    "submit_plan": "the current support plan is submitted for approval (Mẫu 04 → Mẫu 05)",
+    "approve_plan": "the current plan is approved by the one taking the transition (Mẫu 05 decision)",
+    "return_plan": "the current plan goes back to its author for changes",
+    "new_plan_cycle": "the current plan ends and a new one is drafted (Art. 30)",
+}
 
 
 class WorkflowDefinitionError(ConfigError):
@@ -83,6 +92,7 @@ class Transition:
     label: Label
     roles: frozenset[str]
     conditions: tuple[str, ...]
+    effects: tuple[str, ...] = ()  # what taking it does to the support plan (``EFFECTS``)
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,7 @@ class Definition:
     stages: Mapping[str, Stage]  # in file order
     transitions: tuple[Transition, ...]
     legal_basis: str = ""
+    provinces: frozenset[str] = frozenset()  # new cases in these provinces follow this workflow
 
     def stage(self, stage_id: str) -> Stage:
         """The stage ``stage_id``; :raises KeyError: it is not a stage of this workflow."""
@@ -194,6 +205,14 @@ class _Reader:
         if initial not in stages:
             raise self.fail(f"initial stage {initial!r} is not a stage")
 
+        provinces = workflow.get("provinces", [])
+        if not isinstance(provinces, list) or not all(
+            isinstance(p, str) and re.fullmatch(r"[0-9]{2}", p) for p in provinces
+        ):
+            raise self.fail("[workflow]: 'provinces' must be a list of two-digit province codes")
+        if name == DEFAULT_WORKFLOW and provinces:
+            raise self.fail("[workflow]: the default workflow applies everywhere; it takes no 'provinces'")
+
         transitions = self._transitions(data.get("transitions", []), stages)
         self._check_graph(initial, stages, transitions)
         return Definition(
@@ -204,6 +223,7 @@ class _Reader:
             stages=stages,
             transitions=tuple(transitions),
             legal_basis=self.text(workflow, "legal_basis", "[workflow]", required=False),
+            provinces=frozenset(provinces),
         )
 
     def _transitions(self, raw_list: Any, stages: Mapping[str, Stage]) -> list[Transition]:
@@ -245,6 +265,12 @@ class _Reader:
             for condition in conditions:
                 if condition not in self.conditions:
                     raise self.fail(f"{where} names unknown condition {condition!r}")
+            effects = raw.get("effects", [])
+            if not isinstance(effects, list):
+                raise self.fail(f"{where}: 'effects' must be a list of names")
+            for effect in effects:
+                if effect not in EFFECTS:
+                    raise self.fail(f"{where} names unknown effect {effect!r}")
             transitions.append(
                 Transition(
                     id=transition_id,
@@ -254,6 +280,7 @@ class _Reader:
                     label=self.label(raw, where),
                     roles=frozenset(roles),
                     conditions=tuple(conditions),
+                    effects=tuple(effects),
                 )
             )
         return transitions
@@ -317,4 +344,12 @@ def load_all(directory: str | Path = "workflows") -> dict[str, Definition]:
         raise WorkflowDefinitionError(
             f"{folder}: no {DEFAULT_WORKFLOW}.toml (the workflow a case follows unless it names another)"
         )
+    claimed: dict[str, str] = {}
+    for name, found in definitions.items():
+        for province in sorted(found.provinces):
+            if province in claimed:
+                raise WorkflowDefinitionError(
+                    f"{found.path}: province {province!r} is already given to workflow {claimed[province]!r}"
+                )
+            claimed[province] = name
     return definitions
