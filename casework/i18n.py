@@ -14,8 +14,14 @@ LANGUAGES = {"vi": "Tiếng Việt", "en": "English"}
 
 
 def select_locale() -> str:
-    """The language of this request: the user's choice, else the default (Vietnamese); outside a request too."""
-    lang = session.get("lang") if has_request_context() else None
+    """The language of this request: the user's choice (for the API, which has no session, the Accept-Language
+    header), else the default (Vietnamese); outside a request too."""
+    lang = None
+    if has_request_context():
+        if request.path.startswith("/api/"):
+            lang = request.accept_languages.best_match(LANGUAGES)
+        else:
+            lang = session.get("lang")
     if lang in LANGUAGES:
         return lang
     return current_app.config.get("BABEL_DEFAULT_LOCALE", "vi")

@@ -410,6 +410,592 @@ CASE_PATHS: dict[str, Any] = {
 }
 
 
+# --- /cases/{case_id}/...: the support procedure ----------------------------------------------------------------------
+
+USER_REF = _ref("UserRef")
+DATE = {"type": "string", "format": "date", "description": "yyyy-mm-dd or dd/mm/yyyy"}
+NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
+NULLABLE_MOMENT = {"type": ["string", "null"], "format": "date-time"}
+RATING = {"type": "string", "enum": ["low", "medium", "high"]}
+WORK_ERRORS = {
+    "400": _error("The body is not a JSON object"),
+    "403": _error(
+        "The caller's role never opens a child's record (code forbidden), or may read the case but not record "
+        "work on it (a provincial officer)"
+    ),
+    **NOT_FOUND,
+    **AUTH_ERRORS,
+}
+CLOSED = {"409": _error("The case is closed (code case_closed): reopen it first")}
+
+
+def _items(schema: dict[str, Any]) -> dict[str, Any]:
+    return _ok({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": schema}}})
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _invalid(description: str) -> dict[str, Any]:
+    return {"422": _error(f"{description} (code validation_failed; fields and field_codes name each field)")}
+
+
+SUPPORT_SCHEMAS: dict[str, Any] = {
+    "TransitionOption": {
+        "type": "object",
+        "required": ["id", "to", "label", "open", "reason", "reasons"],
+        "description": "A transition out of the case's stage, open for the caller now or closed with its reasons.",
+        "properties": {
+            "id": {"type": "string", "description": "the transition's id in workflows/*.toml"},
+            "to": {"type": "string", "description": "the stage it leads to: send it as 'to'"},
+            "label": {"type": "string", "description": "in the language of Accept-Language (vi or en), else vi"},
+            "open": {"type": "boolean"},
+            "reason": {"type": ["string", "null"], "description": "why it is closed (the first of reasons)"},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "AssessmentInput": {
+        "type": "object",
+        "required": ["kind", "harm_severity", "abuser_access", "care_obstacles", "child_capacity"],
+        "description": (
+            "The four ratings suggest a risk level; risk_level confirms it (default) or overrides it, which needs "
+            "override_reason. A review (Mẫu 06) needs review_outcome; other kinds have none."
+        ),
+        "properties": {
+            "kind": {"type": "string", "enum": ["initial", "detailed", "review"]},
+            "harm_severity": RATING,
+            "abuser_access": RATING,
+            "care_obstacles": RATING,
+            "child_capacity": RATING,
+            "harm_note": {"type": "string", "maxLength": 4000},
+            "access_note": {"type": "string", "maxLength": 4000},
+            "obstacles_note": {"type": "string", "maxLength": 4000},
+            "capacity_note": {"type": "string", "maxLength": 4000},
+            "risk_level": RATING,
+            "override_reason": {"type": "string", "maxLength": 4000},
+            "needs": {"type": "string", "maxLength": 4000},
+            "attendees": {"type": "string", "maxLength": 4000},
+            "findings": {"type": "string", "maxLength": 4000},
+            "review_outcome": {"type": "string", "enum": ["end", "new_plan", "continue"]},
+        },
+    },
+    "Assessment": {
+        "type": "object",
+        "required": ["id", "kind", "suggested_level", "risk_level", "assessed_at"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "kind": {"type": "string", "enum": ["initial", "detailed", "review"]},
+            "harm_severity": RATING,
+            "abuser_access": RATING,
+            "care_obstacles": RATING,
+            "child_capacity": RATING,
+            "harm_note": NULLABLE_TEXT,
+            "access_note": NULLABLE_TEXT,
+            "obstacles_note": NULLABLE_TEXT,
+            "capacity_note": NULLABLE_TEXT,
+            "suggested_level": RATING,
+            "risk_level": {**RATING, "description": "the level the worker confirmed"},
+            "override_reason": NULLABLE_TEXT,
+            "needs": NULLABLE_TEXT,
+            "attendees": NULLABLE_TEXT,
+            "findings": NULLABLE_TEXT,
+            "review_outcome": {"type": ["string", "null"], "enum": ["end", "new_plan", "continue", None]},
+            "assessed_by": USER_REF,
+            "assessed_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "EmergencyMeasure": {
+        "type": "object",
+        "required": ["id", "measure", "taken_at"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "measure": {"type": "string", "description": f"[emergency_measures] {CODES_NOTE}"},
+            "taken_at": {"type": "string", "format": "date-time"},
+            "place": NULLABLE_TEXT,
+            "note": NULLABLE_TEXT,
+            "recorded_by": USER_REF,
+            "recorded_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Plan": {
+        "type": "object",
+        "required": ["id", "cycle", "status", "services"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "cycle": {"type": "integer", "minimum": 1},
+            "status": {"type": "string", "enum": ["draft", "submitted", "approved", "returned", "ended"]},
+            "goals": NULLABLE_TEXT,
+            "review_on": NULLABLE_DATE,
+            "services": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "service_type": {"type": "string", "description": f"[service_types] {CODES_NOTE}"},
+                        "responsible": NULLABLE_TEXT,
+                        "details": NULLABLE_TEXT,
+                        "due_on": NULLABLE_DATE,
+                    },
+                },
+            },
+            "created_by": USER_REF,
+            "created_at": {"type": "string", "format": "date-time"},
+            "submitted_at": NULLABLE_MOMENT,
+            "decided_by": USER_REF,
+            "decided_at": NULLABLE_MOMENT,
+            "decision_note": NULLABLE_TEXT,
+        },
+    },
+    "ServiceInput": {
+        "type": "object",
+        "required": ["service_type", "delivered_on"],
+        "description": (
+            "Proceedings (legal_aid_centre, the references, hearing_on) go with legal_counselling or legal_aid."
+        ),
+        "properties": {
+            "service_type": {"type": "string", "description": f"[service_types] {CODES_NOTE}"},
+            "delivered_on": {**DATE, "description": "not in the future; yyyy-mm-dd or dd/mm/yyyy"},
+            "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 10080},
+            "outcome": {"type": "string", "enum": ["completed", "ongoing", "not_delivered"], "default": "completed"},
+            "provider": {"type": "string", "maxLength": 4000},
+            "notes": {"type": "string", "maxLength": 4000},
+            "referral_status": {
+                "type": "string",
+                "enum": ["sent", "accepted", "done", "declined"],
+                "description": "for a referral to an outside service",
+            },
+            "legal_aid_centre": {"type": "boolean", "description": "given by the provincial State legal aid centre"},
+            "police_report_ref": {"type": "string", "maxLength": 200},
+            "prosecution_ref": {"type": "string", "maxLength": 200},
+            "court_ref": {"type": "string", "maxLength": 200},
+            "hearing_on": DATE,
+            "proceedings_outcome": {"type": "string", "maxLength": 4000},
+        },
+    },
+    "Service": {
+        "type": "object",
+        "required": ["id", "service_type", "delivered_on", "outcome"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "plan_id": {"type": ["string", "null"], "format": "uuid"},
+            "service_type": {"type": "string"},
+            "delivered_on": {"type": "string", "format": "date"},
+            "duration_minutes": {"type": ["integer", "null"]},
+            "outcome": {"type": "string"},
+            "provider": NULLABLE_TEXT,
+            "notes": NULLABLE_TEXT,
+            "referral_status": NULLABLE_TEXT,
+            "referral_updated_at": NULLABLE_MOMENT,
+            "legal_aid_centre": {"type": "boolean"},
+            "police_report_ref": NULLABLE_TEXT,
+            "prosecution_ref": NULLABLE_TEXT,
+            "court_ref": NULLABLE_TEXT,
+            "hearing_on": NULLABLE_DATE,
+            "proceedings_outcome": NULLABLE_TEXT,
+            "recorded_by": USER_REF,
+            "recorded_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Visit": {
+        "type": "object",
+        "required": ["id", "visited_on", "outcome"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "visited_on": {"type": "string", "format": "date"},
+            "outcome": {"type": "string", "enum": ["stable", "improving", "concern", "danger"]},
+            "notes": NULLABLE_TEXT,
+            "recorded_by": USER_REF,
+            "recorded_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "ClosureRequest": {
+        "type": "object",
+        "required": ["id", "reason", "status", "requested_at"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "reason": {"type": "string", "description": f"[closure_reasons] {CODES_NOTE}"},
+            "note": NULLABLE_TEXT,
+            "status": {"type": "string", "enum": ["pending", "approved", "rejected", "used"]},
+            "requested_by": USER_REF,
+            "requested_at": {"type": "string", "format": "date-time"},
+            "decided_by": USER_REF,
+            "decided_at": NULLABLE_MOMENT,
+            "decision_note": NULLABLE_TEXT,
+        },
+    },
+    "TimelineEntry": {
+        "type": "object",
+        "required": ["at", "kind", "title"],
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "kind": {
+                "type": "string",
+                "description": (
+                    "report, transition, assessment, emergency_measure, plan, service, visit, closure_request, note, "
+                    "file, assignment, referral, consent, ..."
+                ),
+            },
+            "title": {"type": "string", "description": "in the language of Accept-Language (vi or en), else vi"},
+            "actor_id": {"type": ["string", "null"], "format": "uuid"},
+            "detail": NULLABLE_TEXT,
+            "facts": {"type": "object", "description": "codes and numbers of the entry"},
+        },
+    },
+}
+
+SERVICE_ID = [
+    *CASE_ID,
+    {"name": "service_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}},
+]
+REQUEST_ID = [
+    *CASE_ID,
+    {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}},
+]
+LANGUAGE = [
+    {
+        "name": "Accept-Language",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "vi or en, for labels, reasons and titles (default vi)",
+    }
+]
+VIEWED = "the case's decrypted text; the view is audited"
+
+SUPPORT_PATHS: dict[str, Any] = {
+    "/cases/{case_id}/transitions": {
+        "get": {
+            "summary": "Every transition out of the case's stage, open or closed with why, for the caller",
+            "security": SECURED,
+            "parameters": [*CASE_ID, *LANGUAGE],
+            "responses": {
+                "200": _ok(
+                    {
+                        "type": "object",
+                        "required": ["stage", "version", "items"],
+                        "properties": {
+                            "stage": {"type": "string"},
+                            "version": {"type": "integer", "description": "send it back with POST"},
+                            "items": {"type": "array", "items": _ref("TransitionOption")},
+                        },
+                    }
+                ),
+                **NOT_FOUND,
+                **RECORD_ERRORS,
+            },
+        },
+        "post": {
+            "summary": "Move the case to another stage of its workflow",
+            "description": (
+                "The transition's roles and conditions (workflows/default.toml) decide; a refusal names the rule. "
+                "A supervisor closing directly gives closure_reason; a social worker closes after a supervisor "
+                "approved their closure request, for its reason. The effects of a transition (submitting, "
+                "approving or sending back the plan, a new plan cycle) happen with it."
+            ),
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["to", "version"],
+                    "properties": {
+                        "to": {"type": "string", "description": "the stage to move to"},
+                        "version": {"type": "integer", "description": "the case's version the caller saw"},
+                        "note": {"type": "string", "maxLength": 4000},
+                        "closure_reason": {"type": "string", "description": f"[closure_reasons] {CODES_NOTE}"},
+                    },
+                }
+            ),
+            "responses": {
+                "200": _ok(
+                    {
+                        "type": "object",
+                        "required": ["id", "stage", "version", "next_deadline_at"],
+                        "properties": {
+                            "id": {"type": "string", "format": "uuid"},
+                            "stage": {"type": "string"},
+                            "version": {"type": "integer"},
+                            "next_deadline_at": NULLABLE_MOMENT,
+                            "closed_at": NULLABLE_MOMENT,
+                            "closure_reason": NULLABLE_TEXT,
+                        },
+                    },
+                    "The case moved",
+                ),
+                "409": _error(
+                    "Refused: the case changed since that version (code stale_version); a rule closes the "
+                    "transition, e.g. the role, a missing condition or a closed case (code transition_refused, the "
+                    "message says which); no step leads from the stage to 'to' (code no_such_transition)"
+                ),
+                **_invalid("'to' or 'version' is missing, or closure_reason is unknown"),
+                **WORK_ERRORS,
+            },
+        },
+    },
+    "/cases/{case_id}/assessments": {
+        "get": {
+            "summary": f"The case's assessments, oldest first, with suggested and confirmed levels ({VIEWED})",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "responses": {"200": _items(_ref("Assessment")), **NOT_FOUND, **RECORD_ERRORS},
+        },
+        "post": {
+            "summary": "Record a risk assessment (Mẫu 02, 03 or 06); the case takes the confirmed level",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "requestBody": _body(_ref("AssessmentInput")),
+            "responses": {
+                "201": _ok(_ref("Assessment"), "Assessment recorded"),
+                **CLOSED,
+                **_invalid("A rating is missing, or the level is overridden without override_reason"),
+                **WORK_ERRORS,
+            },
+        },
+    },
+    "/cases/{case_id}/emergency-measures": {
+        "post": {
+            "summary": "Record an emergency measure or temporary separation (Decree 56/2017, Arts. 31-32)",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["measure"],
+                    "properties": {
+                        "measure": {"type": "string", "description": f"[emergency_measures] {CODES_NOTE}"},
+                        "taken_at": {"type": "string", "format": "date-time", "description": "default: now"},
+                        "place": {"type": "string", "maxLength": 4000},
+                        "note": {"type": "string", "maxLength": 4000},
+                    },
+                }
+            ),
+            "responses": {
+                "201": _ok(_ref("EmergencyMeasure"), "Measure recorded"),
+                **CLOSED,
+                **_invalid("The measure is unknown, or taken_at is in the future"),
+                **WORK_ERRORS,
+            },
+        },
+    },
+    "/cases/{case_id}/plan": {
+        "get": {
+            "summary": f"The current support plan with its services and status, and earlier cycles ({VIEWED})",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "responses": {
+                "200": _ok(
+                    {
+                        "type": "object",
+                        "required": ["current", "earlier"],
+                        "properties": {
+                            "current": {"oneOf": [_ref("Plan"), {"type": "null"}]},
+                            "earlier": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "id": {"type": "string", "format": "uuid"},
+                                        "cycle": {"type": "integer"},
+                                        "status": {"type": "string"},
+                                    },
+                                },
+                            },
+                        },
+                    }
+                ),
+                **NOT_FOUND,
+                **RECORD_ERRORS,
+            },
+        },
+        "put": {
+            "summary": "Write the draft plan's goals, review date and planned services (Mẫu 04)",
+            "description": "A submitted or approved plan cannot be changed: it is sent back, or a new cycle starts.",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["goals"],
+                    "properties": {
+                        "goals": {"type": "string", "maxLength": 4000},
+                        "review_on": DATE,
+                        "services": {
+                            "type": "array",
+                            "maxItems": 30,
+                            "items": {
+                                "type": "object",
+                                "required": ["service_type"],
+                                "properties": {
+                                    "service_type": {"type": "string", "description": f"[service_types] {CODES_NOTE}"},
+                                    "responsible": {"type": "string", "maxLength": 4000},
+                                    "details": {"type": "string", "maxLength": 4000},
+                                    "due_on": DATE,
+                                },
+                            },
+                        },
+                    },
+                }
+            ),
+            "responses": {
+                "200": _ok(_ref("Plan"), "Plan saved"),
+                "409": _error(
+                    "The case is closed (code case_closed), or the plan is submitted or approved (plan_locked)"
+                ),
+                **_invalid("goals are missing, or a service is not valid (fields services.N.name)"),
+                **WORK_ERRORS,
+            },
+        },
+    },
+    "/cases/{case_id}/services": {
+        "get": {
+            "summary": f"The services given to the child ({VIEWED})",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "responses": {"200": _items(_ref("Service")), **NOT_FOUND, **RECORD_ERRORS},
+        },
+        "post": {
+            "summary": "Record a service given to the child, or a referral to an outside service",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "requestBody": _body(_ref("ServiceInput")),
+            "responses": {
+                "201": _ok(_ref("Service"), "Service recorded"),
+                **CLOSED,
+                **_invalid(
+                    "e.g. service_type invalid_code, delivered_on in_future, duration_minutes out_of_range or "
+                    "not_a_whole_number; nothing was saved"
+                ),
+                **WORK_ERRORS,
+            },
+        },
+    },
+    "/cases/{case_id}/services/{service_id}": {
+        "patch": {
+            "summary": "Move a referral on: sent, accepted, done or declined",
+            "security": SECURED,
+            "parameters": SERVICE_ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["referral_status"],
+                    "properties": {
+                        "referral_status": {"type": "string", "enum": ["sent", "accepted", "done", "declined"]}
+                    },
+                }
+            ),
+            "responses": {
+                "200": _ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string", "format": "uuid"},
+                            "referral_status": {"type": "string"},
+                            "referral_updated_at": {"type": "string", "format": "date-time"},
+                        },
+                    }
+                ),
+                "404": _error("No such case or service record, or a case outside the caller's area"),
+                "409": _error("The service was not a referral (not_a_referral), or its referral is finished"),
+                **_invalid("The status is unknown"),
+                **{k: v for k, v in WORK_ERRORS.items() if k != "404"},
+            },
+        },
+    },
+    "/cases/{case_id}/visits": {
+        "post": {
+            "summary": "Record a monitoring visit and what was found",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["visited_on", "outcome"],
+                    "properties": {
+                        "visited_on": DATE,
+                        "outcome": {"type": "string", "enum": ["stable", "improving", "concern", "danger"]},
+                        "notes": {"type": "string", "maxLength": 4000},
+                    },
+                }
+            ),
+            "responses": {
+                "201": _ok(_ref("Visit"), "Visit recorded"),
+                **CLOSED,
+                **_invalid("The date is missing or in the future, or the outcome is unknown"),
+                **WORK_ERRORS,
+            },
+        },
+    },
+    "/cases/{case_id}/closure-requests": {
+        "get": {
+            "summary": f"The requests to close the case and the decisions on them ({VIEWED})",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "responses": {"200": _items(_ref("ClosureRequest")), **NOT_FOUND, **RECORD_ERRORS},
+        },
+        "post": {
+            "summary": "Ask a supervisor to approve closing the case",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["reason"],
+                    "properties": {
+                        "reason": {"type": "string", "description": f"[closure_reasons] {CODES_NOTE}"},
+                        "note": {"type": "string", "maxLength": 4000, "description": "required for reason other"},
+                    },
+                }
+            ),
+            "responses": {
+                "201": _ok(_ref("ClosureRequest"), "Request recorded"),
+                "409": _error("The case is closed (case_closed), or a request is already waiting (closure_pending)"),
+                **_invalid("The reason is unknown, or 'other' without a note"),
+                **WORK_ERRORS,
+            },
+        },
+    },
+    "/cases/{case_id}/closure-requests/{request_id}/decision": {
+        "post": {
+            "summary": "Approve or reject a request to close the case",
+            "description": "Only a supervisor of the case's commune decides, and never on their own request.",
+            "security": SECURED,
+            "parameters": REQUEST_ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["approve"],
+                    "properties": {
+                        "approve": {"type": "boolean"},
+                        "note": {"type": "string", "maxLength": 4000, "description": "required to reject"},
+                    },
+                }
+            ),
+            "responses": {
+                "200": _ok(_ref("ClosureRequest"), "Decided"),
+                "403": _error(
+                    "Not a supervisor of the commune (code forbidden), or the caller's own request (code own_request)"
+                ),
+                "404": _error("No such case or request, or a case outside the caller's area"),
+                "409": _error("The request has already been decided (code already_decided)"),
+                **_invalid("approve is not a boolean, or a rejection has no note"),
+                "400": _error("The body is not a JSON object"),
+                **AUTH_ERRORS,
+            },
+        },
+    },
+    "/cases/{case_id}/timeline": {
+        "get": {
+            "summary": f"Everything that happened on the case, oldest first ({VIEWED})",
+            "security": SECURED,
+            "parameters": [*CASE_ID, *LANGUAGE],
+            "responses": {"200": _items(_ref("TimelineEntry")), **NOT_FOUND, **RECORD_ERRORS},
+        },
+    },
+}
+
+
 def build_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document."""
     return {
@@ -472,6 +1058,7 @@ def build_document() -> dict[str, Any]:
                     },
                 },
                 **CASE_SCHEMAS,
+                **SUPPORT_SCHEMAS,
                 "Commune": {
                     "type": "object",
                     "required": ["code", "name", "type", "province"],
@@ -639,6 +1226,7 @@ def build_document() -> dict[str, Any]:
                 }
             },
             **CASE_PATHS,
+            **SUPPORT_PATHS,
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

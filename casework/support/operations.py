@@ -39,7 +39,7 @@ from casework.support.models import (
     ServiceRecord,
     SupportPlan,
 )
-from casework.workflow import Facts, TransitionOption, available_transitions, check_transition
+from casework.workflow import Facts, TransitionOption, TransitionRefused, available_transitions, check_transition
 
 MAX_SERVICES = 30
 
@@ -125,13 +125,20 @@ def facts_for(case: Case, user: User, *, closure_reason: str | None = None) -> F
         emergency_measure_recorded=_emergency_recorded(case),
         closure_reason=closure_reason or (approved.reason if approved else None),
         supervisor_approved_closure=approved is not None,
-        in_scope=may_act(user, case),
+        # The role is the engine's check ("Your role cannot take this step."); this is the area alone, so a
+        # provincial officer who may read the case is not told it is outside their area.
+        in_scope=scope.can_access_commune(user, case.commune_code),
     )
 
 
 def transitions_for(case: Case, user: User) -> list[TransitionOption]:
-    """Every transition out of the case's stage, open or closed with the reason, for ``user``."""
-    return available_transitions(definition_of(case), case, user, facts_for(case, user))
+    """Every transition out of the case's stage, open or closed with the reason, for ``user``.
+
+    A supervisor closes a case directly, giving the reason as they take the step: for them closing is shown open
+    (taking it without a reason is still refused, with that reason).
+    """
+    given = "other" if user.role == SUPERVISOR else None
+    return available_transitions(definition_of(case), case, user, facts_for(case, user, closure_reason=given))
 
 
 def apply_transition(
@@ -159,10 +166,14 @@ def apply_transition(
     else:
         closure_reason = None
     problems.raise_if_any()
-    # A supervisor closing directly gives the reason; anyone else uses the reason a supervisor approved.
-    given = closure_reason if actor.role == SUPERVISOR else None
-    facts = facts_for(case, actor, closure_reason=given)
     definition = definition_of(case)
+    if not case.is_open and all(t.to != to for t in definition.transitions_from(case.stage)):
+        # Say what stands in the way (closed), not that the closed stage has no such step.
+        raise TransitionRefused(_l("The case is closed; reopen it first."))
+    # A supervisor closing directly gives the reason; anyone else closes for the reason a supervisor approved. A
+    # worker's own reason counts only while none is approved, so that the refusal names the missing approval.
+    given = closure_reason if actor.role == SUPERVISOR or approved_closure(case) is None else None
+    facts = facts_for(case, actor, closure_reason=given)
     transition = check_transition(definition, case, actor, facts, to)
     now = utcnow()
     source, target = definition.stage(case.stage), definition.stage(to)
@@ -528,6 +539,7 @@ def update_referral(service: ServiceRecord, actor: User, status: Any) -> Service
     """Move a referral to an outside service on (sent → accepted → done, or declined)."""
     case = db.session.get(Case, service.case_id)
     _require_act(actor, case)
+    _require_open(case)
     problems = Problems()
     status = checks.choice(status, REFERRAL_STATUSES, problems, "referral_status")
     problems.raise_if_any()
@@ -632,6 +644,18 @@ def pending_closure(case: Case) -> ClosureRequest | None:
     return db.session.scalar(
         select(ClosureRequest).where(ClosureRequest.case_id == case.id, ClosureRequest.status == "pending").limit(1)
     )
+
+
+def load_closure_request(case: Case, request_id: uuid.UUID | str) -> ClosureRequest:
+    """The closure request ``request_id`` of ``case``; NotFound for another case's or an unknown id."""
+    try:
+        uid = uuid.UUID(str(request_id))
+    except ValueError:
+        raise NotFound(_l("No such request.")) from None
+    request = db.session.get(ClosureRequest, uid)
+    if request is None or request.case_id != case.id:
+        raise NotFound(_l("No such request."))
+    return request
 
 
 def decide_closure(request: ClosureRequest, actor: User, *, approve: bool, note: str | None = None) -> ClosureRequest:
