@@ -46,7 +46,7 @@ bench: install
 # Extract messages, merge them into the Vietnamese and English catalogues, compile.
 translations: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --omit-header -o /tmp/casework-messages.pot .
-	$(BIN)/pybabel update -i /tmp/casework-messages.pot -d casework/translations -l vi --no-location --width 120
+	$(BIN)/pybabel update -i /tmp/casework-messages.pot -d casework/translations -l vi --no-fuzzy-matching --width 120
 	$(BIN)/pybabel compile -d casework/translations
 
 clean:

@@ -112,6 +112,22 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     app.register_blueprint(cases_bp)
     app.register_blueprint(imports_bp)
 
+    from casework.notifications.views import bp as notifications_bp  # the inbox and the unread count
+
+    app.register_blueprint(notifications_bp)
+
+    from casework.support.views import bp as support_bp  # the procedure page and the timeline
+
+    app.register_blueprint(support_bp)
+
+    from casework.support.print_views import bp as printing_bp  # the legal forms, printable and as PDF
+
+    app.register_blueprint(printing_bp)
+
+    from casework.workflow.views import bp as workflows_bp  # the workflows drawn as diagrams, read-only
+
+    app.register_blueprint(workflows_bp)
+
     from casework.api import init_error_handlers
 
     init_error_handlers(app)

@@ -273,10 +273,28 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @main.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst: bool) -> None:
-    """Run background jobs from Redis (needs CASEWORK_REDIS_URL)."""
+    """Run background jobs from Redis (needs CASEWORK_REDIS_URL), and the deadline check every few minutes."""
     from casework.jobs.worker import work
 
-    work(_create_app(), burst=burst)
+    app = _create_app()
+    if not burst:
+        from casework.notifications.schedule import ensure_scheduled
+
+        with app.app_context():
+            ensure_scheduled()  # the next run of the deadline check, unless already scheduled (no Redis: nothing)
+    work(app, burst=burst)
+
+
+@main.command("tick")
+@with_appcontext
+def tick() -> None:
+    """Send the deadline reminders and alerts that are due (safe to run from cron every few minutes, even twice)."""
+    from casework.extensions import db
+    from casework.notifications import operations
+
+    result = operations.tick()
+    db.session.commit()
+    click.echo(f"deadline check: {result.reminders} reminders, {result.alerts} alerts sent")
 
 
 # --- demo ---------------------------------------------------------------------------------------------------------

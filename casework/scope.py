@@ -75,3 +75,8 @@ def can_manage_users(user, province_code: str | None = None) -> bool:
     if not _authenticated(user) or user.role != ADMIN:
         return False
     return province_code is None or province_code == user.province_code
+
+
+def can_view_workflows(user) -> bool:
+    """Administrators and supervisors read the case workflows (stages, transitions, deadlines): no case data."""
+    return _authenticated(user) and user.role in {ADMIN, SUPERVISOR}

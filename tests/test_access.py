@@ -15,7 +15,9 @@ from casework.cases import importer
 from casework.cases import operations as case_operations
 from casework.extensions import db
 from casework.jobs.models import Job
+from casework.notifications.models import Notification
 from casework.scope import RECORD_ROLES
+from casework.support import operations as support_operations
 from tests.conftest import AuthActions, csrf_from
 
 EVERYONE = frozenset(ROLES)
@@ -61,6 +63,26 @@ ACCESS: dict[str, frozenset[str] | str] = {
     "cases.assign_case": frozenset({"supervisor"}),  # of the case's commune
     "cases.list_referrals": frozenset({"supervisor"}),
     "cases.decide_referral": frozenset({"supervisor"}),  # of the receiving commune
+    "notifications.list_notifications": EVERYONE,  # the user's own inbox
+    "notifications.mark_read": EVERYONE,  # only the user's own: someone else's is 404 (test_notifications.py)
+    "notifications.mark_all_read": EVERYONE,  # the user's own
+    "printing.show_form": RECORD_ROLES,  # within the user's area; 404 elsewhere (test_printable_forms.py)
+    "printing.download_form": RECORD_ROLES,
+    "workflows.list_workflows": frozenset({"admin", "supervisor"}),  # read-only, no case data
+    "workflows.show_workflow": frozenset({"admin", "supervisor"}),
+    # The procedure page and its forms: within the user's area (404 elsewhere, test_support_web.py); recording work
+    # takes a social worker or supervisor of the commune (a provincial officer reads).
+    "support.procedure": RECORD_ROLES,
+    "support.show_timeline": RECORD_ROLES,
+    "support.take_transition": RECORD_ROLES,
+    "support.record_assessment": RECORD_ROLES,
+    "support.record_emergency_measure": RECORD_ROLES,
+    "support.save_plan": RECORD_ROLES,
+    "support.record_service": RECORD_ROLES,
+    "support.update_referral": RECORD_ROLES,
+    "support.record_visit": RECORD_ROLES,
+    "support.request_closure": RECORD_ROLES,
+    "support.decide_closure": RECORD_ROLES,  # a supervisor of the commune, not the requester (test_support_web.py)
 }
 
 
@@ -104,6 +126,12 @@ def ids(make_user):
     stored = case_operations.attach_file(case, target, io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "bien-ban.pdf")
     consent = case_operations.record_consent(case, target, subject="representative", scope_code="sharing", given=True)
     referral = case_operations.refer_case(case, "06979", target, reason="Gia đình chuyển đến xã khác.")
+    service = support_operations.record_service(
+        case, target, {"service_type": "legal_aid", "delivered_on": "2025-02-03", "referral_status": "sent"}
+    )
+    closure = support_operations.request_closure(case, target, {"reason": "moved_away"})
+    notification = Notification(user_id=target.id, kind="deadline_soon", key="access", case_id=case.id)
+    db.session.add(notification)
     db.session.commit()
     return {
         "user_id": target.id,
@@ -113,8 +141,13 @@ def ids(make_user):
         "file_id": stored.id,
         "consent_id": consent.id,
         "referral_id": referral.id,
+        "notification_id": notification.id,
+        "service_id": service.id,
+        "request_id": closure.id,
         "code": "en",
         "filename": "casework.css",
+        "form": "mau01",
+        "workflow_name": "default",
     }
 
 

@@ -409,6 +409,14 @@ def test_the_list_filters_by_stage_category_risk_commune_assignee_and_deadline(c
     assert numbers(assigned_to="none") == [low["case_number"]]
     assert numbers(overdue="true") == [low["case_number"]]
     assert numbers(overdue="false") == both
+    assert numbers(due_within_days="1") == both  # one due within the hour, one past its deadline
+    db.session.get(Case, uuid.UUID(high["id"])).next_deadline_at = datetime.now(UTC) + timedelta(days=3)
+    db.session.commit()
+    assert numbers(due_within_days="1") == [low["case_number"]]
+    assert numbers(due_within_days="7") == both
+    bad = client.get(f"{API}/cases", query_string={"due_within_days": "0"}, headers=bearer(token))
+    assert bad.status_code == 422
+    assert bad.get_json()["error"]["fields"]["due_within_days"]
     first_page = client.get(f"{API}/cases", headers=bearer(token)).get_json()["items"]
     assert first_page[0]["case_number"] == low["case_number"] and first_page[0]["overdue"] is True
     assert numbers(page="2") == []

@@ -33,8 +33,11 @@ from casework.cases.models import (
 )
 from casework.extensions import db
 from casework.jobs.models import Job
+from casework.notifications.models import Notification
 from casework.security import files
 from casework.security.text import fold
+from casework.support import operations as support_operations
+from casework.support.models import ClosureRequest, ServiceRecord
 from tests.conftest import AuthActions, csrf_from
 
 API = "/api/v1"
@@ -49,7 +52,8 @@ FILE_MARKER = "WALK-MARKER-06970-ATTACHMENT"
 #: Path words that make a route one about cases or children: such routes are walked even without an id.
 CASE_WORDS = frozenset({"cases", "case", "children", "child", "imports", "referrals", "consents", "notes", "files"})
 #: Arguments that name no record: filled with a harmless value.
-HARMLESS = {"filename": "casework.css", "code": "22"}
+# form: a legal form's code; workflow_name: a workflow definition (a file), not a record
+HARMLESS = {"filename": "casework.css", "code": "22", "form": "mau01", "workflow_name": "default"}
 #: How each way in reaches the app: pages with a signed-in browser, the API with a bearer token.
 DOORS = ("web", "api")
 PERSONAS = ("worker_elsewhere", "committee_member")
@@ -99,6 +103,15 @@ def records(make_user):
     db.session.flush()
     job = Job(task="imports.check_register", params={"batch_id": str(batch.id)}, created_by_id=owner.id)
     db.session.add(job)
+    # The owner's reminder about the case: nobody else may mark it read.
+    notification = Notification(
+        user_id=owner.id, kind="deadline_soon", key="walk", case_id=case.id, case_number=case.case_number
+    )
+    db.session.add(notification)
+    service = support_operations.record_service(
+        case, owner, {"service_type": "legal_aid", "delivered_on": "2025-03-03", "referral_status": "sent"}
+    )
+    closure = support_operations.request_closure(case, owner, {"reason": "moved_away"})
     db.session.commit()
     change = db.session.scalar(select(CaseChange).where(CaseChange.case_id == case.id))
     assignment = db.session.scalar(select(Assignment).where(Assignment.case_id == case.id))
@@ -120,6 +133,9 @@ def records(make_user):
         "job_id": job.id,
         "user_id": owner.id,
         "worker_id": owner.id,
+        "notification_id": notification.id,
+        "service_id": service.id,
+        "request_id": closure.id,
     }
     return {"ids": ids, "case": case, "case_number": case.case_number, "state": snapshot()}
 
@@ -134,6 +150,11 @@ def snapshot() -> dict:
     rows["case_versions"] = sorted(db.session.scalars(select(Case.version)))
     rows["communes"] = sorted(db.session.scalars(select(Case.commune_code)))
     rows["referrals"] = sorted(db.session.scalars(select(Referral.status)))
+    rows["support"] = [
+        sorted(db.session.scalars(select(ServiceRecord.referral_status))),
+        sorted(db.session.scalars(select(ClosureRequest.status))),
+    ]
+    rows["unread_notifications"] = db.session.scalar(select(func.count()).where(Notification.read_at.is_(None)))
     rows["withdrawn"] = db.session.scalar(select(func.count()).where(Consent.withdrawn_at.is_not(None)))
     rows["files"] = db.session.scalar(
         select(func.count()).select_from(files.StoredFile).where(files.StoredFile.deleted_at.is_(None))

@@ -244,7 +244,9 @@ def test_two_workflows_cannot_claim_one_province(tmp_path):
     claimed = VALID.replace("DEADLINE", "").replace('initial = "open"', 'initial = "open"\nprovinces = ["22"]')
     write(tmp_path, claimed, "a_first.toml")
     second = write(tmp_path, claimed, "b_second.toml")
-    with pytest.raises(WorkflowDefinitionError, match=f"^{second}: province '22' is already given to workflow 'a_first'"):
+    with pytest.raises(
+        WorkflowDefinitionError, match=f"^{second}: province '22' is already given to workflow 'a_first'"
+    ):
         load_all(tmp_path)
 
 
@@ -456,3 +458,32 @@ def test_a_stage_without_a_deadline_has_none(default):
 def test_a_missing_anchor_is_an_error(default):
     with pytest.raises(KeyError, match="plan_drafting"):
         compute_deadline(default, "plan_approval", {"entered": local(2026, 3, 10, 9, 0)})
+
+
+# --- start-up ------------------------------------------------------------------------------------------------------
+
+
+def test_a_broken_definition_stops_the_application_at_start_up_naming_the_file(tmp_path, app_env):
+    from tests.conftest import build_app
+
+    shutil.copy(WORKFLOWS / "default.toml", tmp_path / "default.toml")
+    broken = write(tmp_path, VALID.replace("DEADLINE", "").replace('roles = ["social_worker"]', 'roles = ["chairman"]'))
+    with pytest.raises(WorkflowDefinitionError, match=f"^{broken}: transition 1 names unknown role 'chairman'"):
+        build_app(app_env | {"CASEWORK_WORKFLOWS_DIR": str(tmp_path)})
+
+
+def test_a_province_workflow_is_what_its_new_cases_follow(tmp_path, app_env):
+    from casework.workflow import registry
+    from tests.conftest import build_app
+
+    shutil.copy(WORKFLOWS / "default.toml", tmp_path / "default.toml")
+    write(
+        tmp_path,
+        VALID.replace("DEADLINE", "").replace('initial = "open"', 'initial = "open"\nprovinces = ["22"]'),
+        "quang_ninh.toml",
+    )
+    app = build_app(app_env | {"CASEWORK_WORKFLOWS_DIR": str(tmp_path)})
+    with app.app_context():
+        assert registry.workflow_for_province("22").name == "quang_ninh"
+        assert registry.workflow_for_province("01").name == "default"
+        assert registry.definition("removed_since").name == "default"

@@ -171,6 +171,12 @@ def _filters() -> search.Filters:
         except ValueError:
             problems.add("assigned_to", "invalid_id", "Give a user id, 'me' or 'none'.")
     filters.overdue = _flag(problems, "overdue")
+    due = args.get("due_within_days", "").strip()
+    if due:
+        if due.isdigit() and 1 <= int(due) <= 366:
+            filters.due_within_days = int(due)
+        else:
+            problems.add("due_within_days", "invalid_days", "Give a number of days from 1 to 366.")
     page = args.get("page", "1").strip() or "1"
     if page.isdigit() and 1 <= int(page) <= MAX_PAGE:
         filters.page = int(page)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -22,13 +23,11 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from casework import codes
 from casework.cases.operations import MAX_NAME, MAX_TEXT, NATIONAL_ID_RE, PHONE_RE
 from casework.i18n import local_tz, parse_day
+from casework.workflow import registry
+from casework.workflow.definition import DEFAULT_WORKFLOW
 
 REQUIRED = _l("This field is required.")
 
-#: Stages of a case, until the workflow definitions (``workflows/*.toml``) bring their own labels.
-STAGE_LABELS = {
-    "report_received": _l("Report received"),
-}
 
 CONSENT_SUBJECTS = {"child": _l("The child"), "representative": _l("The legal representative")}
 
@@ -48,8 +47,27 @@ REFERRAL_STATUS_LABELS = {
 }
 
 
-def stage_label(code: str | None) -> str:
-    return str(STAGE_LABELS.get(code or "", code or ""))
+def stage_choices() -> list[tuple[str, str]]:
+    """The stages of every workflow (the default's first, in its order), labelled in the user's language."""
+    locale = str(get_locale() or "vi")
+    found: dict[str, str] = {}
+    definitions = registry.definitions()
+    ordered = [definitions[DEFAULT_WORKFLOW], *(d for n, d in sorted(definitions.items()) if n != DEFAULT_WORKFLOW)]
+    for definition in ordered:
+        for stage in definition.stages.values():
+            found.setdefault(stage.id, stage.label.for_locale(locale))
+    return list(found.items())
+
+
+def stage_label(code: str | None, workflow: str | None = None) -> str:
+    """The label of stage ``code`` in ``workflow`` (else in any workflow that has it), or the code itself."""
+    if not code:
+        return ""
+    locale = str(get_locale() or "vi")
+    definition = registry.definition(workflow)
+    if code in definition.stages:
+        return definition.stages[code].label.for_locale(locale)
+    return dict(stage_choices()).get(code, code)
 
 
 def _collapse(value: Any) -> Any:
@@ -347,12 +365,14 @@ class SearchForm(FlaskForm):
     commune = SelectField(_l("Commune"), choices=[], validate_choice=False)
     worker = SelectField(_l("Worker"), choices=[], validate_choice=False)
     overdue = BooleanField(_l("Overdue only"))
+    due = SelectField(_l("Next deadline"), choices=[], validate_choice=False)
     closed = BooleanField(_l("Include closed cases"))
 
     def __init__(self, *args, communes=(), workers=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         everything = str(_l("All"))
-        self.stage.choices = options(STAGE_LABELS.items(), blank=everything)
+        self.stage.choices = options(stage_choices(), blank=everything)
+        self.due.choices = options([("1", _l("Within a day")), ("7", _l("Within a week"))], blank=str(_l("Any time")))
         self.category.choices = [
             SelectChoice("", everything),
             *options(codes.choices("special_circumstances"), optgroup=str(_l("Groups (Art. 10)"))),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy import case as sql_case
@@ -39,6 +39,7 @@ class Filters:
     assigned_to: uuid.UUID | None = None
     unassigned: bool = False
     overdue: bool = False
+    due_within_days: int | None = None  # the next deadline falls within this many days (or has passed)
     open_only: bool = True
     page: int = 1
 
@@ -139,6 +140,12 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
         stmt = stmt.where(Case.assigned_to_id.is_(None))
     if filters.overdue:
         stmt = stmt.where(overdue_condition())
+    if filters.due_within_days:
+        stmt = stmt.where(
+            Case.closed_at.is_(None),
+            Case.next_deadline_at.is_not(None),
+            Case.next_deadline_at < utcnow() + timedelta(days=filters.due_within_days),
+        )
     if filters.category:
         stmt = stmt.where(
             select(CaseCode.case_id).where(CaseCode.case_id == Case.id, CaseCode.code == filters.category).exists()

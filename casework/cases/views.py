@@ -107,8 +107,8 @@ ACCESS_LOG_LIMIT = 200
 
 
 @bp.app_template_filter("stage")
-def stage_filter(code: str | None) -> str:
-    return stage_label(code)
+def stage_filter(code: str | None, workflow: str | None = None) -> str:
+    return stage_label(code, workflow)
 
 
 @bp.app_template_global()
@@ -210,6 +210,7 @@ def search_cases():
         assigned_to=_as_uuid(worker) if worker not in ("", "none") else None,
         unassigned=worker == "none",
         overdue=bool(form.overdue.data),
+        due_within_days=int(form.due.data) if form.due.data in ("1", "7") else None,
         open_only=not form.closed.data,
         page=max(request.args.get("page", 1, type=int) or 1, 1),
     )

@@ -23,6 +23,8 @@ def navigation() -> list[tuple[str, str]]:
         items.append((_l("Users"), url_for("auth.list_users")))
     if scope.can_view_audit(current_user):
         items.append((_l("Audit"), url_for("audit.list_events")))
+    if scope.can_view_workflows(current_user):
+        items.append((_l("Workflows"), url_for("workflows.list_workflows")))
     items.append((_l("Jobs"), url_for("jobs.list_jobs")))
     return items
 
