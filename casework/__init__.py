@@ -81,7 +81,10 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     # --------------------------------------------------------------------------------------------------------------
 
     from casework import models  # noqa: F401 - every model registered on the metadata
+    from casework.payments import operations as payments
     from casework.support import operations as _support  # noqa: F401 - registers the plan's review deadline
+
+    payments.register_timeline()  # a case's payments appear on its timeline
     from casework.workflow import registry as workflows
 
     workflows.init_app(app)  # a broken definition stops start-up here, naming the file and the problem
@@ -127,6 +130,10 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     from casework.workflow.views import bp as workflows_bp  # the workflows drawn as diagrams, read-only
 
     app.register_blueprint(workflows_bp)
+
+    from casework.payments.views import bp as payments_bp  # payment requests, decisions, ledgers, the XLSX
+
+    app.register_blueprint(payments_bp)
 
     from casework.api import init_error_handlers
 

@@ -331,8 +331,11 @@ def demo(ctx: click.Context, first_run: bool, case_count: int, seed: int | None)
         click.echo("demo data: already seeded")
     else:
         created = demo_data.seed_users()
+        from datetime import date
+
+        programmes = demo_data.seed_programmes(date.today().year)
         db.session.commit()
-        click.echo(f"demo data: {len(created)} users created")
+        click.echo(f"demo data: {len(created)} users and {programmes} programmes created")
     if case_count and first_run and db.session.scalar(select(Case.id).limit(1)) is not None:
         click.echo("demo data: cases already present")
     elif case_count:
@@ -349,9 +352,13 @@ def demo(ctx: click.Context, first_run: bool, case_count: int, seed: int | None)
         except LookupError as exc:
             db.session.rollback()
             raise click.ClickException(str(exc)) from None
+        plans = demo_data.seed_support(seed)
         db.session.commit()
         stages = ", ".join(f"{stage} {generated.by_stage.get(stage, 0)}" for stage in synthetic.STAGES)
-        click.echo(f"demo data: {generated.cases} cases generated in {generated.seconds:.1f}s (seed {seed}): {stages}")
+        click.echo(
+            f"demo data: {generated.cases} cases generated in {generated.seconds:.1f}s (seed {seed}): {stages}; "
+            f"{plans} support plans with their services"
+        )
     click.echo(f"Demo logins (password for each: {demo_data.DEMO_PASSWORD}):")
     for user in demo_data.DEMO_USERS:
         secret = demo_data.DEMO_TOTP_SECRETS.get(user.username)

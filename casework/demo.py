@@ -32,6 +32,7 @@ DEMO_USERS = (
     DemoUser("committee", "committee_member", "Hoàng Minh Đức"),
     DemoUser("auditor", "auditor", "Vũ Thị Lan"),
     DemoUser("admin", "admin", "Đặng Văn Nam"),
+    DemoUser("finance", "finance_officer", "Bùi Thị Ngọc"),
 )
 
 
@@ -42,6 +43,7 @@ DEMO_TOTP_SECRETS = {
     "officer": "CASEWORKDEMOOFFICERQUANGNINHBBBB",
     "auditor": "CASEWORKDEMOAUDITORQUANGNINHCCCC",
     "admin": "CASEWORKDEMOADMINQUANGNINHDDDDDD",
+    "finance": "CASEWORKDEMOFINANCEQUANGNINHEEEE",
 }
 
 
@@ -76,3 +78,144 @@ def current_code(username: str) -> str:
     if user is None or user.totp_secret != secret:
         raise LookupError(f"{username!r} is not a demo account with its demo code key")
     return pyotp.TOTP(secret).now()
+
+
+# --- what was done for the demo cases, and the money to do it ------------------------------------------------------
+
+#: The demo case's plan by its stage: drafted, submitted, approved (and services given), ended at closing.
+_PLAN_STATUS = {"plan_drafting": "draft", "plan_approval": "submitted", "support": "approved", "review": "approved"}
+_SERVICES = (
+    ("counselling", 0.7),
+    ("psychological_support", 0.35),
+    ("legal_counselling", 0.25),
+    ("medical_care", 0.3),
+    ("education_support", 0.3),
+)
+_GOALS = (
+    "Trẻ được an toàn tại gia đình, đi học đều.",
+    "Trẻ được chăm sóc y tế và hỗ trợ tâm lý đến khi ổn định.",
+    "Gia đình được tư vấn kỹ năng chăm sóc, trẻ không còn bị bạo lực.",
+)
+
+
+def seed_programmes(year: int) -> int:
+    """The demo province's programmes for ``year`` (idempotent)."""
+    from casework.payments.models import Programme
+
+    programmes = (
+        ("Quỹ Bảo trợ trẻ em tỉnh Quảng Ninh", 2_000_000_000, []),
+        ("Dự án hỗ trợ trẻ em bị xâm hại", 300_000_000, ["medical_treatment", "psychological_services", "legal_costs"]),
+    )
+    created = 0
+    for name, budget, purposes in programmes:
+        exists = db.session.scalar(
+            select(Programme.id).where(
+                Programme.province_code == DEMO_PROVINCE, Programme.year == year, Programme.name == name
+            )
+        )
+        if exists is None:
+            db.session.add(
+                Programme(
+                    name=name, province_code=DEMO_PROVINCE, year=year, budget_vnd=budget, purposes=purposes, groups=[]
+                )
+            )
+            created += 1
+    db.session.flush()
+    return created
+
+
+def seed_support(seed: int) -> int:
+    """Support plans for the demo cases that reached the plan (drafted, submitted, approved or ended, by stage), and
+    the services given under the approved ones (bulk inserts).
+
+    :returns: the number of plans written.
+    """
+    import random
+    import uuid
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from casework.cases.demo_data import seal_row
+    from casework.cases.models import Case
+    from casework.dbtypes import utcnow
+    from casework.security.fields import BlindIndexEntry
+    from casework.security.keys import keyring
+    from casework.support.models import PlannedService, ServiceRecord, SupportPlan
+
+    rng = random.Random(seed)  # noqa: S311 - demo data, reproducible from its seed
+    key_id = keyring().current_key_id()
+    now = utcnow()
+    planned = select(SupportPlan.case_id)
+    rows = db.session.execute(
+        select(Case.id, Case.received_at, Case.stage_entered_at, Case.assigned_to_id, Case.closed_at, Case.stage)
+        .where(
+            (Case.stage.in_(tuple(_PLAN_STATUS)))
+            | ((Case.stage == "closed") & Case.closure_reason.in_(("goals_met",))),
+            Case.id.not_in(planned),
+        )
+        .order_by(Case.case_number)
+    ).all()
+    plans, services, records, entries = [], [], [], []
+    for case_id, received, entered, worker, closed, stage in rows:
+        status = "ended" if closed else _PLAN_STATUS[stage]
+        approved_at = min(received + timedelta(days=rng.uniform(8, 20)), entered or now, now)
+        if status in ("draft", "submitted"):
+            approved_at = entered or now  # not approved: the plan was started when the stage was entered
+        plan_id = uuid.uuid4()
+        plan = {
+            "id": plan_id,
+            "case_id": case_id,
+            "cycle": 1,
+            "review_on": (approved_at + timedelta(days=90)).date(),
+            "status": status,
+            "created_by_id": worker,
+            "created_at": approved_at - timedelta(days=4),
+            "submitted_at": approved_at - timedelta(days=2) if status != "draft" else None,
+            "decided_by_id": None,
+            "decided_at": approved_at if status in ("approved", "ended") else None,
+            "decision_note_ct": None,
+        }
+        seal_row(SupportPlan, plan, {"goals": rng.choice(_GOALS)}, key_id, entries)
+        plans.append(plan)
+        end = closed or now
+        picked = [(n, service) for n, (service, share) in enumerate(_SERVICES) if rng.random() < share]
+        for position, service in picked or [(0, "counselling")]:  # a plan has at least one planned service
+            services.append(
+                {
+                    "id": uuid.uuid4(),
+                    "plan_id": plan_id,
+                    "position": position,
+                    "service_type": service,
+                    "responsible_ct": None,
+                    "details_ct": None,
+                    "due_on": None,
+                }
+            )
+            for _ in range(rng.randint(1, 3) if status in ("approved", "ended") else 0):
+                day = approved_at + (end - approved_at) * rng.random()
+                records.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "case_id": case_id,
+                        "plan_id": plan_id,
+                        "service_type": service,
+                        "delivered_on": day.date(),
+                        "duration_minutes": rng.choice((30, 45, 60, 90)),
+                        "outcome": "completed",
+                        "legal_aid_centre": False,
+                        "recorded_by_id": worker,
+                        "recorded_at": day,
+                    }
+                )
+    for table, batch in (
+        (SupportPlan.__table__, plans),
+        (BlindIndexEntry.__table__, entries),
+        (PlannedService.__table__, services),
+        (ServiceRecord.__table__, records),
+    ):
+        for start in range(0, len(batch), 5000):
+            if batch[start : start + 5000]:
+                db.session.execute(insert(table), batch[start : start + 5000])
+    db.session.flush()
+    return len(plans)

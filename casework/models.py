@@ -28,6 +28,13 @@ from casework.locations.models import (  # noqa: F401
     Province,
 )
 from casework.notifications.models import Notification  # noqa: F401
+from casework.payments.models import (  # noqa: F401
+    ApprovalBand,
+    Disbursement,
+    PaymentDecision,
+    PaymentRequest,
+    Programme,
+)
 from casework.security.fields import BlindIndexEntry  # noqa: F401
 from casework.security.files import StoredFile  # noqa: F401
 from casework.security.keys import DataKey  # noqa: F401

@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,6 +158,24 @@ def _clean_tables(app) -> None:
                 text("UPDATE communes SET merged_into_code = NULL, merged_on = NULL WHERE merged_into_code IS NOT NULL")
             )
             conn.execute(text("UPDATE audit_chain_head SET last_seq = 0, last_mac = :genesis"), {"genesis": GENESIS})
+            # The default approval policy is configuration written by migration 0008: put it back.
+            from casework.payments.models import ApprovalBand
+            from casework.payments.operations import DEFAULT_BANDS
+
+            conn.execute(
+                ApprovalBand.__table__.insert(),
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "province_code": None,
+                        "programme_id": None,
+                        "min_vnd": low,
+                        "max_vnd": high,
+                        "approver_roles": list(roles),
+                    }
+                    for low, high, roles in DEFAULT_BANDS
+                ],
+            )
         Path(app.config["CASEWORK_AUDIT_CHECKPOINT_FILE"]).unlink(missing_ok=True)
 
 

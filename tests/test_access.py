@@ -16,6 +16,7 @@ from casework.cases import operations as case_operations
 from casework.extensions import db
 from casework.jobs.models import Job
 from casework.notifications.models import Notification
+from casework.payments import operations as payment_operations
 from casework.scope import RECORD_ROLES
 from casework.support import operations as support_operations
 from tests.conftest import AuthActions, csrf_from
@@ -83,6 +84,25 @@ ACCESS: dict[str, frozenset[str] | str] = {
     "support.record_visit": RECORD_ROLES,
     "support.request_closure": RECORD_ROLES,
     "support.decide_closure": RECORD_ROLES,  # a supervisor of the commune, not the requester (test_support_web.py)
+    # Payments (test_payments_web.py): requests within the user's area (404 elsewhere); finance officers see the
+    # province's requests and payees, never a case; requesting, changing and submitting are the requester's.
+    "payments.case_payments": RECORD_ROLES,
+    "payments.new_request": frozenset({"social_worker", "supervisor"}),
+    "payments.show_request": RECORD_ROLES | {"finance_officer"},
+    # The requester only: the draft of ``ids`` is a social worker's, so everyone else is refused.
+    "payments.edit_request": frozenset({"social_worker"}),
+    "payments.upload_receipt": frozenset({"social_worker"}),
+    "payments.download_receipt": RECORD_ROLES | {"finance_officer"},  # a receipt of the request only
+    "payments.submit_request": frozenset({"social_worker"}),
+    "payments.decide": frozenset({"supervisor", "provincial_officer"}),  # at their step, never their own
+    "payments.record_payment": frozenset({"supervisor", "finance_officer"}),  # once approved
+    "payments.list_requests": RECORD_ROLES | {"finance_officer"},
+    "payments.inbox": frozenset({"supervisor", "provincial_officer"}),
+    "payments.to_pay": frozenset({"supervisor", "finance_officer"}),
+    "payments.export": frozenset({"supervisor", "provincial_officer", "finance_officer"}),
+    "payments.list_programmes": RECORD_ROLES | {"finance_officer", "admin"},
+    "payments.new_programme": frozenset({"provincial_officer", "admin"}),
+    "payments.show_programme": RECORD_ROLES | {"finance_officer", "admin"},
 }
 
 
@@ -130,6 +150,21 @@ def ids(make_user):
         case, target, {"service_type": "legal_aid", "delivered_on": "2025-02-03", "referral_status": "sent"}
     )
     closure = support_operations.request_closure(case, target, {"reason": "moved_away"})
+    programme = payment_operations.create_programme(
+        make_user("provincial_officer", username="budgetholder"),
+        {"name": "Quỹ Bảo trợ trẻ em", "year": 2025, "budget_vnd": 100_000_000},
+    )
+    payment = payment_operations.create_request(
+        case,
+        target,
+        {
+            "programme": str(programme.id),
+            "purpose": "transport",
+            "amount_vnd": 300_000,
+            "description": "Tiền xe đi khám.",
+            "payee": {"name": "Hà Thị Mẹ", "relation": "Mẹ", "method": "cash"},
+        },
+    )
     notification = Notification(user_id=target.id, kind="deadline_soon", key="access", case_id=case.id)
     db.session.add(notification)
     db.session.commit()
@@ -144,6 +179,8 @@ def ids(make_user):
         "notification_id": notification.id,
         "service_id": service.id,
         "request_id": closure.id,
+        "programme_id": programme.id,
+        "payment_id": payment.id,
         "code": "en",
         "filename": "casework.css",
         "form": "mau01",
@@ -196,6 +233,7 @@ def test_each_role_reaches_its_own_home_page(app, client, make_user, role):
         "committee_member": "Thống kê về trẻ em",
         "auditor": "Nhật ký kiểm toán",
         "admin": "Quản trị",
+        "finance_officer": "Chi trả hỗ trợ",
     }
     assert f"<h1>{headings[role]}</h1>" in response.get_data(as_text=True)
 

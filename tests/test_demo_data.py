@@ -308,3 +308,34 @@ def test_demo_command_generates_cases_once_on_first_run(app, app_env):
     db.session.expire_all()
     assert db.session.scalar(select(func.count(Case.id))) == 30
     assert db.session.scalar(select(func.count(AuditEvent.seq)).where(AuditEvent.action == "demo.generate")) == 1
+
+
+def test_demo_plans_follow_the_stage_so_the_procedure_goes_on_from_any_demo_case(generated, demo_users):
+    from casework import demo
+    from casework.support import operations as support
+    from casework.support.models import ServiceRecord, SupportPlan
+
+    written = demo.seed_support(SEED)
+    db.session.commit()
+    assert written > 0
+    assert demo.seed_support(SEED) == 0  # once only
+    by_stage: dict[str, set[str]] = {}
+    for case in all_cases():
+        plan = support.current_plan(case)
+        by_stage.setdefault(case.stage, set()).add(plan.status if plan else "none")
+    assert by_stage["plan_drafting"] == {"draft"}
+    assert by_stage["plan_approval"] == {"submitted"}
+    assert by_stage["support"] == {"approved"} and by_stage["review"] == {"approved"}
+    assert by_stage["report_received"] == {"none"}
+    # Services are recorded only under approved (or ended) plans, never before the plan's approval.
+    for record in db.session.scalars(select(ServiceRecord)):
+        plan = db.session.get(SupportPlan, record.plan_id)
+        assert plan.status in ("approved", "ended")
+        assert record.delivered_on >= plan.decided_at.astimezone(local_tz()).date()
+    # A supervisor approves a demo plan awaiting approval through the real rules.
+    supervisor = demo_users["supervisor"]
+    waiting = [c for c in all_cases() if c.stage == "plan_approval" and c.commune_code in supervisor.commune_codes]
+    assert waiting, "the demo supervisor has a plan to approve"
+    support.apply_transition(waiting[0], supervisor, "support", version=waiting[0].version, note="Đồng ý.")
+    db.session.commit()
+    assert support.current_plan(waiting[0]).status == "approved"

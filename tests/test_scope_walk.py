@@ -34,6 +34,8 @@ from casework.cases.models import (
 from casework.extensions import db
 from casework.jobs.models import Job
 from casework.notifications.models import Notification
+from casework.payments import operations as payment_operations
+from casework.payments.models import PaymentRequest
 from casework.security import files
 from casework.security.text import fold
 from casework.support import operations as support_operations
@@ -112,6 +114,28 @@ def records(make_user):
         case, owner, {"service_type": "legal_aid", "delivered_on": "2025-03-03", "referral_status": "sent"}
     )
     closure = support_operations.request_closure(case, owner, {"reason": "moved_away"})
+    # A payment request of the case (its payee is the guardian), on a programme of the province. The programme
+    # walked is another province's: a province's programmes (budgets, no child) are open to all its workers.
+    province_programme = payment_operations.create_programme(
+        make_user("provincial_officer", username="ownerofficer"),
+        {"name": "Quỹ Bảo trợ trẻ em", "year": 2025, "budget_vnd": 100_000_000},
+    )
+    payment = payment_operations.create_request(
+        case,
+        owner,
+        {
+            "programme": str(province_programme.id),
+            "purpose": "medical_treatment",
+            "amount_vnd": 1_250_000,
+            "description": SUMMARY,
+            "payee": {"name": GUARDIAN, "relation": "Bố", "method": "cash"},
+        },
+    )
+    payment_operations.attach(payment, owner, io.BytesIO(_pdf(FILE_MARKER)), FILE_NAME)
+    elsewhere_programme = payment_operations.create_programme(
+        make_user("provincial_officer", province="01", username="hanoiofficer"),
+        {"name": "Quỹ Bảo trợ trẻ em Hà Nội", "year": 2025, "budget_vnd": 100_000_000},
+    )
     db.session.commit()
     change = db.session.scalar(select(CaseChange).where(CaseChange.case_id == case.id))
     assignment = db.session.scalar(select(Assignment).where(Assignment.case_id == case.id))
@@ -136,6 +160,8 @@ def records(make_user):
         "notification_id": notification.id,
         "service_id": service.id,
         "request_id": closure.id,
+        "payment_id": payment.id,
+        "programme_id": elsewhere_programme.id,
     }
     return {"ids": ids, "case": case, "case_number": case.case_number, "state": snapshot()}
 
@@ -154,6 +180,7 @@ def snapshot() -> dict:
         sorted(db.session.scalars(select(ServiceRecord.referral_status))),
         sorted(db.session.scalars(select(ClosureRequest.status))),
     ]
+    rows["payments"] = sorted(db.session.scalars(select(PaymentRequest.status)))
     rows["unread_notifications"] = db.session.scalar(select(func.count()).where(Notification.read_at.is_(None)))
     rows["withdrawn"] = db.session.scalar(select(func.count()).where(Consent.withdrawn_at.is_not(None)))
     rows["files"] = db.session.scalar(

@@ -996,6 +996,378 @@ SUPPORT_PATHS: dict[str, Any] = {
 }
 
 
+# --- /programmes, /payments: support payments -------------------------------------------------------------------------
+
+MONEY = {"type": "integer", "minimum": 1, "description": "whole đồng, a JSON integer (text is refused)"}
+PAYMENT_ID = [{"name": "payment_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
+PAYMENT_ROLE_ERRORS = {
+    "403": _error(
+        "The caller's role has no part in payments (committee member, auditor, admin: code forbidden), or the rule "
+        "refuses this role or person (the code says which)"
+    ),
+    **AUTH_ERRORS,
+}
+PAYMENT_NOT_FOUND = {
+    "404": _error("No such payment request, or one outside the caller's scope: the two answers are the same")
+}
+PAYMENT_STATUS = {"type": "string", "enum": ["draft", "submitted", "returned", "approved", "rejected", "paid"]}
+ROLE = {"type": "string", "enum": ["supervisor", "provincial_officer"]}
+
+PAYMENT_SCHEMAS: dict[str, Any] = {
+    "Programme": {
+        "type": "object",
+        "required": ["id", "name", "province", "year", "budget_vnd", "committed_vnd", "paid_vnd", "available_vnd"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string"},
+            "province": {"type": "string", "pattern": "^[0-9]{2}$"},
+            "year": {"type": "integer"},
+            "budget_vnd": {"type": "integer"},
+            "committed_vnd": {"type": "integer", "description": "approved, not yet paid"},
+            "paid_vnd": {"type": "integer"},
+            "available_vnd": {"type": "integer", "description": "budget - committed - paid"},
+            "purposes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": f"[payment_purposes] {CODES_NOTE}; empty: every purpose",
+            },
+            "groups": {"type": "array", "items": {"type": "string"}, "description": "empty: every child"},
+            "active": {"type": "boolean"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "PaymentInput": {
+        "type": "object",
+        "required": ["programme", "purpose", "amount_vnd", "payee", "description"],
+        "properties": {
+            "programme": {"type": "string", "format": "uuid", "description": "a programme of the case's province"},
+            "purpose": {"type": "string", "description": f"[payment_purposes] {CODES_NOTE}"},
+            "amount_vnd": {**MONEY, "description": "whole đồng, a JSON integer, at most CASEWORK_PAYMENT_CEILING_VND"},
+            "payee": {
+                "type": "object",
+                "required": ["name", "relation", "method"],
+                "properties": {
+                    "name": {"type": "string", "maxLength": 200},
+                    "relation": {"type": "string", "maxLength": 100, "description": "to the child"},
+                    "method": {"type": "string", "enum": ["bank", "cash"]},
+                    "account": {"type": "string", "maxLength": 100, "description": "bank and number; for bank"},
+                },
+            },
+            "description": {"type": "string", "maxLength": 4000},
+        },
+    },
+    "Payment": {
+        "type": "object",
+        "required": ["id", "case_id", "programme", "purpose", "amount_vnd", "status", "decisions", "attachments"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "case_id": {"type": "string", "format": "uuid"},
+            "commune_code": {"type": "string"},
+            "programme": {
+                "type": "object",
+                "properties": {"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}},
+            },
+            "purpose": {"type": "string"},
+            "amount_vnd": {"type": "integer"},
+            "status": PAYMENT_STATUS,
+            "round": {"type": "integer", "description": "submissions so far (a returned request goes again)"},
+            "approver_roles": {
+                "type": "array",
+                "items": ROLE,
+                "description": "who must approve, in order, fixed at submission by the approval policy",
+            },
+            "approvals": {"type": "integer", "description": "approvals of this round so far"},
+            "next_role": {"oneOf": [ROLE, {"type": "null"}], "description": "whose decision is awaited"},
+            "requested_by": USER_REF,
+            "created_at": {"type": "string", "format": "date-time"},
+            "submitted_at": NULLABLE_MOMENT,
+            "decided_at": NULLABLE_MOMENT,
+            "paid_at": NULLABLE_MOMENT,
+            "decisions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "round": {"type": "integer"},
+                        "step": {"type": "integer"},
+                        "role": {"type": "string"},
+                        "decision": {"type": "string", "enum": ["approve", "reject", "return"]},
+                        "reason": NULLABLE_TEXT,
+                        "decided_by": USER_REF,
+                        "decided_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+            "disbursement": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "properties": {
+                            "paid_on": {"type": "string", "format": "date"},
+                            "method": {"type": "string", "enum": ["bank", "cash"]},
+                            "reference": NULLABLE_TEXT,
+                        },
+                    },
+                    {"type": "null"},
+                ]
+            },
+            "attachments": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}},
+                },
+            },
+            "payee": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "relation": {"type": "string"},
+                    "method": {"type": "string", "enum": ["bank", "cash"]},
+                    "account": NULLABLE_TEXT,
+                },
+            },
+            "description": {"type": "string"},
+        },
+    },
+}
+
+PAYMENT_PATHS: dict[str, Any] = {
+    "/programmes": {
+        "get": {
+            "summary": "The programmes of the caller's province, with budget, committed, paid and available amounts",
+            "security": SECURED,
+            "parameters": [_query("year", "only this year's programmes", {"type": "integer"})],
+            "responses": {
+                "200": _items(_ref("Programme")),
+                **_invalid("The year is not one from 2000 to 2100"),
+                **PAYMENT_ROLE_ERRORS,
+            },
+        },
+        "post": {
+            "summary": "Create a funding programme's budget for a province and year",
+            "description": "A provincial officer or an administrator, for their own province.",
+            "security": SECURED,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["name", "year", "budget_vnd"],
+                    "properties": {
+                        "name": {"type": "string", "maxLength": 200},
+                        "province": {"type": "string", "description": "default: the caller's province"},
+                        "year": {"type": "integer", "minimum": 2000, "maximum": 2100},
+                        "budget_vnd": MONEY,
+                        "purposes": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": f"[payment_purposes] {CODES_NOTE}; empty: every purpose",
+                        },
+                        "groups": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": f"[special_circumstances] or [at_risk] {CODES_NOTE}; empty: every child",
+                        },
+                    },
+                }
+            ),
+            "responses": {
+                "201": _ok(_ref("Programme"), "Programme created"),
+                "400": _error("The body is not a JSON object"),
+                "409": _error("The province has a programme of that name for that year (code duplicate)"),
+                **_invalid("e.g. another province (province out_of_scope), a budget as text or not positive"),
+                **PAYMENT_ROLE_ERRORS,
+            },
+        },
+    },
+    "/cases/{case_id}/payments": {
+        "post": {
+            "summary": "Draft a payment request for the case (its social worker or supervisor)",
+            "description": "The draft takes receipts at /payments/{payment_id}/attachments and goes with /submit.",
+            "security": SECURED,
+            "parameters": CASE_ID,
+            "requestBody": _body(_ref("PaymentInput")),
+            "responses": {
+                "201": _ok(_ref("Payment"), "Draft saved"),
+                "409": _error("The case is closed (code case_closed): it takes no new request"),
+                **_invalid(
+                    "e.g. amount_vnd not_whole_vnd (text, a fraction, a boolean), not_positive or over_ceiling; "
+                    "programme unknown_programme; nothing was saved"
+                ),
+                **WORK_ERRORS,
+            },
+        },
+    },
+    "/payments": {
+        "get": {
+            "summary": "The payment requests the caller may see, newest first (a social worker: their own)",
+            "security": SECURED,
+            "parameters": [
+                _query("status", "one status", PAYMENT_STATUS),
+                _query("programme", "one programme's id", {"type": "string", "format": "uuid"}),
+            ],
+            "responses": {
+                "200": _items(_ref("Payment")),
+                **_invalid("Unknown status (invalid_status) or a programme that is not an id (invalid_id)"),
+                **PAYMENT_ROLE_ERRORS,
+            },
+        },
+    },
+    "/payments/{payment_id}": {
+        "get": {
+            "summary": "A payment request with its decisions, disbursement and receipts",
+            "security": SECURED,
+            "parameters": PAYMENT_ID,
+            "responses": {"200": _ok(_ref("Payment")), **PAYMENT_NOT_FOUND, **PAYMENT_ROLE_ERRORS},
+        },
+        "put": {
+            "summary": "Rewrite a draft, or a request sent back for changes (its requester)",
+            "security": SECURED,
+            "parameters": PAYMENT_ID,
+            "requestBody": _body(_ref("PaymentInput")),
+            "responses": {
+                "200": _ok(_ref("Payment"), "Saved"),
+                "400": _error("The body is not a JSON object"),
+                "409": _error("The request is submitted or decided (code not_editable)"),
+                **_invalid("As for a new request; nothing was saved"),
+                **PAYMENT_NOT_FOUND,
+                **PAYMENT_ROLE_ERRORS,
+            },
+        },
+    },
+    "/payments/{payment_id}/attachments": {
+        "post": {
+            "summary": "Attach a receipt or quotation, stored encrypted (its requester, while it can be changed)",
+            "security": SECURED,
+            "parameters": PAYMENT_ID,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _ok(
+                    {
+                        "type": "object",
+                        "required": ["id", "name", "size"],
+                        "properties": {
+                            "id": {"type": "string", "format": "uuid"},
+                            "name": {"type": "string"},
+                            "size": {"type": "integer", "description": "bytes"},
+                        },
+                    },
+                    "File stored",
+                ),
+                "409": _error("The request is submitted or decided (code not_editable)"),
+                "413": _error("The file is larger than CASEWORK_MAX_UPLOAD_MB (code file_too_large)"),
+                "422": _error(
+                    "No file (field file required), a type the store does not take (file_type_not_allowed), content "
+                    "that does not match its type (file_type_mismatch), or a bad file name (bad_file_name)"
+                ),
+                **PAYMENT_NOT_FOUND,
+                **PAYMENT_ROLE_ERRORS,
+            },
+        },
+    },
+    "/payments/{payment_id}/submit": {
+        "post": {
+            "summary": "Send the request for decision; the approval policy fixes who decides, in which order",
+            "description": (
+                "Up to and including 5,000,000 ₫ a supervisor of the case's commune; above that a provincial officer; "
+                "from 20,000,000 ₫ a supervisor and then a provincial officer (the default policy)."
+            ),
+            "security": SECURED,
+            "parameters": PAYMENT_ID,
+            "responses": {
+                "200": _ok(_ref("Payment"), "Submitted"),
+                "409": _error(
+                    "The case is closed (case_closed), has no approved support plan and the purpose is not "
+                    "emergency (plan_not_approved), or the request is not a draft or returned (not_editable)"
+                ),
+                **_invalid("No receipt or quotation attached (attachments receipt_required)"),
+                **PAYMENT_NOT_FOUND,
+                **PAYMENT_ROLE_ERRORS,
+            },
+        },
+    },
+    "/payments/{payment_id}/decision": {
+        "post": {
+            "summary": "Approve, reject or send back the step awaiting the caller",
+            "description": (
+                "Needs a token obtained with 'otp' within CASEWORK_REAUTH_MINUTES. Never the requester, nobody outside "
+                "the case's scope, and the second approver is someone else. The final approval commits the amount on "
+                "the programme's budget."
+            ),
+            "security": SECURED,
+            "parameters": PAYMENT_ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["decision"],
+                    "properties": {
+                        "decision": {"type": "string", "enum": ["approve", "reject", "return"]},
+                        "reason": {"type": "string", "maxLength": 4000, "description": "required to reject or return"},
+                    },
+                }
+            ),
+            "responses": {
+                "200": _ok(_ref("Payment"), "Decided"),
+                "400": _error("The body is not a JSON object"),
+                "401": _error(
+                    "Missing, expired or revoked token, or one obtained without 'otp' or too long ago (code "
+                    "reauth_required)"
+                ),
+                "403": _error(
+                    "The caller's role has no part in payments (forbidden), has no second factor "
+                    "(second_factor_required), is the requester (own_request), is not the approver this step awaits "
+                    "or is outside the scope (not_an_approver), or approved an earlier step (same_approver)"
+                ),
+                "409": _error(
+                    "Already decided, possibly a moment ago by someone else (already_decided); the budget would be "
+                    "overdrawn (budget_exceeded); no approved plan (plan_not_approved); the case is closed"
+                ),
+                **_invalid("The decision is unknown, or a rejection or return has no reason"),
+                **PAYMENT_NOT_FOUND,
+            },
+        },
+    },
+    "/payments/{payment_id}/disbursement": {
+        "post": {
+            "summary": "Record that an approved request was paid (a finance officer or a supervisor)",
+            "security": SECURED,
+            "parameters": PAYMENT_ID,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["paid_on", "method"],
+                    "properties": {
+                        "paid_on": {**DATE, "description": "not in the future; yyyy-mm-dd or dd/mm/yyyy"},
+                        "method": {"type": "string", "enum": ["bank", "cash"]},
+                        "reference": {"type": "string", "maxLength": 200, "description": "required for bank"},
+                    },
+                }
+            ),
+            "responses": {
+                "201": _ok(_ref("Payment"), "Paid"),
+                "400": _error("The body is not a JSON object"),
+                "409": _error("Paid already (already_paid), or not approved (not_approved)"),
+                **_invalid(
+                    "The date is missing or in the future, the method unknown, or a bank payment has no reference"
+                ),
+                **PAYMENT_NOT_FOUND,
+                **PAYMENT_ROLE_ERRORS,
+            },
+        },
+    },
+}
+
+
 def build_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document."""
     return {
@@ -1059,6 +1431,7 @@ def build_document() -> dict[str, Any]:
                 },
                 **CASE_SCHEMAS,
                 **SUPPORT_SCHEMAS,
+                **PAYMENT_SCHEMAS,
                 "Commune": {
                     "type": "object",
                     "required": ["code", "name", "type", "province"],
@@ -1227,6 +1600,7 @@ def build_document() -> dict[str, Any]:
             },
             **CASE_PATHS,
             **SUPPORT_PATHS,
+            **PAYMENT_PATHS,
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -17,6 +17,7 @@ ROLE_LABELS = {
     "committee_member": _l("Committee member"),
     "auditor": _l("Auditor"),
     "admin": _l("Administrator"),
+    "finance_officer": _l("Finance officer"),
 }
 
 

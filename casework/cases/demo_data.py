@@ -839,7 +839,7 @@ def workers_by_commune() -> dict[str, list[User]]:
     return dict(result)
 
 
-def _seal(owner: type, row: dict[str, Any], values: Mapping[str, Any], key_id: str, entries: list[dict]) -> None:
+def seal_row(owner: type, row: dict[str, Any], values: Mapping[str, Any], key_id: str, entries: list[dict]) -> None:
     """Encrypt ``values`` into ``row`` and add their blind-index entries, exactly as setting them on a model does
     (``Encrypted.__set__`` and the before-flush index maintenance): NFC text, ISO dates, empty as NULL."""
     row_id = row["id"]
@@ -931,7 +931,7 @@ def generate(
                 "created_at": p.created_at,
                 "created_by_id": worker_id,
             }
-            _seal(
+            seal_row(
                 Child,
                 child_row,
                 {
@@ -973,7 +973,7 @@ def generate(
                 "updated_at": p.updated_at,
                 "version": p.steps + 1,
             }
-            _seal(
+            seal_row(
                 Case,
                 case_row,
                 {

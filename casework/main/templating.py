@@ -25,6 +25,10 @@ def navigation() -> list[tuple[str, str]]:
         items.append((_l("Audit"), url_for("audit.list_events")))
     if scope.can_view_workflows(current_user):
         items.append((_l("Workflows"), url_for("workflows.list_workflows")))
+    if current_user.role in {"social_worker", "supervisor", "provincial_officer", "finance_officer"}:
+        items.append((_l("Payments"), url_for("payments.list_requests")))
+    if current_user.role in {"provincial_officer", "admin"}:
+        items.append((_l("Programmes"), url_for("payments.list_programmes")))
     items.append((_l("Jobs"), url_for("jobs.list_jobs")))
     return items
 

@@ -8,13 +8,14 @@ from sqlalchemy import func, select, text
 
 from casework import i18n
 from casework.auth.models import User
-from casework.auth.roles import PROVINCIAL_OFFICER, ROLES, SOCIAL_WORKER, SUPERVISOR
+from casework.auth.roles import FINANCE_OFFICER, PROVINCIAL_OFFICER, ROLES, SOCIAL_WORKER, SUPERVISOR
 from casework.cases import operations as case_operations
 from casework.cases import search as case_search
 from casework.dbtypes import utcnow
 from casework.extensions import db
 from casework.jobs import redis_connection
 from casework.locations.models import Commune, Province
+from casework.payments import operations as payment_operations
 
 bp = Blueprint("main", __name__)
 
@@ -58,9 +59,12 @@ def _caseload_context(user: User) -> dict:
             "unassigned": case_search.search(user, case_search.Filters(unassigned=True), per_page=HOME_LIST),
             "overdue": case_search.search(user, case_search.Filters(overdue=True), per_page=HOME_LIST),
             "incoming_referrals": case_operations.incoming_referrals(user),
+            "awaiting_payments": payment_operations.awaiting_decision(user)[:HOME_LIST],
         }
     if user.role == PROVINCIAL_OFFICER:
         return {"overdue": case_search.search(user, case_search.Filters(overdue=True), per_page=HOME_LIST)}
+    if user.role == FINANCE_OFFICER:
+        return {"to_disburse": payment_operations.to_disburse(user)}
     return {}
 
 

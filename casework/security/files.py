@@ -671,6 +671,60 @@ def save_upload(
     return stored
 
 
+def save_generated(
+    data: bytes,
+    filename: str,
+    content_type: str,
+    *,
+    actor,
+    owner_type: str,
+    owner_id: uuid.UUID | str,
+) -> StoredFile:
+    """Encrypt and store a file the application made itself (an export), and add its row (flushed, not committed).
+
+    Nothing came from outside, so the content is not sniffed against an allow-list as an upload is (a CSV has no
+    signature to check); the name is still only a name.
+
+    :raises BadFileName: the name is a path or holds control characters.
+    :raises StorageError: ``storage_failed``: the disk refused; nothing was stored.
+    """
+    name = clean_file_name(filename)
+
+    def fill(sealer: _Sealer) -> None:
+        for start in range(0, len(data), CHUNK_SIZE):
+            sealer.write(data[start : start + CHUNK_SIZE])
+
+    file_id = uuid.uuid4()
+    key_id = keyring().current_key_id()
+    path, digest, size = _store(file_id, key_id, fill)
+    _track(path, _WRITTEN)
+    stored = StoredFile(
+        id=file_id,
+        content_type=content_type,
+        size=size,
+        key_id=key_id,
+        sha256=digest,
+        owner_type=owner_type,
+        owner_id=str(owner_id),
+        created_by_id=getattr(actor, "id", None),
+    )
+    stored.original_name = name
+    try:
+        db.session.add(stored)
+        db.session.flush()
+    except BaseException:
+        _discard(path)  # no row will name it
+        raise
+    audit.record(
+        "file.generate",
+        object_type="file",
+        object_id=file_id,
+        details={"content_type": content_type, "size": size, "owner_type": owner_type},
+        actor=actor,
+    )
+    return stored
+
+
 class UploadRequest(Request):
     """A request whose uploaded files are parsed into memory, never spooled to a temporary file.
 

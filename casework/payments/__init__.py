@@ -1,0 +1,1 @@
+"""Support payments: programmes and budgets, requests with receipts, the approval policy, decisions, disbursement."""
