@@ -8,6 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DEMO_CASES ?= 300
 BENCH_CASES ?= 100000
+BENCH_STATS_CASES ?= 1000000
 
 .PHONY: serve test lint format install translations bench clean
 
@@ -38,10 +39,12 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format casework tests bench config.py scripts
 
-# Search and caseload latency with BENCH_CASES demo cases on a throw-away PostgreSQL 15; writes bench/RESULTS.md.
+# Search and caseload latency with BENCH_CASES demo cases, and a province's statistics with BENCH_STATS_CASES, each
+# on a throw-away PostgreSQL 15 beside a hand-written baseline; both write bench/RESULTS.md.
 bench: install
 	@scripts/ensure-test-services.sh
 	BENCH_CASES=$(BENCH_CASES) $(BIN)/python -m bench.search_bench
+	BENCH_STATS_CASES=$(BENCH_STATS_CASES) $(BIN)/python -m bench.stats_bench
 
 # Extract messages, merge them into the Vietnamese and English catalogues, compile.
 translations: install

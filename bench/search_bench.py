@@ -543,7 +543,11 @@ def write_results(
     for row in rows:
         lines.append(f"- {row.label}: {row.casework.mean:.1f} / {row.baseline.mean:.1f} ms; {row.note}")
     lines += ["", "What each side does: bench/README.md.", ""]
-    path.write_text("\n".join(lines))
+    # The statistics benchmark keeps its own section at the end of the same file.
+    marker = "<!-- stats bench -->"
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    kept = marker + existing.split(marker, 1)[1] if marker in existing else ""
+    path.write_text("\n".join(lines) + ("\n\n" + kept if kept else ""))
 
 
 def main() -> None:

@@ -135,6 +135,10 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
 
     app.register_blueprint(payments_bp)
 
+    from casework.stats.views import bp as stats_bp  # the statistics dashboard and its exports (and the export job)
+
+    app.register_blueprint(stats_bp)
+
     from casework.api import init_error_handlers
 
     init_error_handlers(app)

@@ -353,11 +353,12 @@ def demo(ctx: click.Context, first_run: bool, case_count: int, seed: int | None)
             db.session.rollback()
             raise click.ClickException(str(exc)) from None
         plans = demo_data.seed_support(seed)
+        payments = demo_data.seed_payments(seed)
         db.session.commit()
         stages = ", ".join(f"{stage} {generated.by_stage.get(stage, 0)}" for stage in synthetic.STAGES)
         click.echo(
             f"demo data: {generated.cases} cases generated in {generated.seconds:.1f}s (seed {seed}): {stages}; "
-            f"{plans} support plans with their services"
+            f"{plans} support plans with their services, {payments} payments"
         )
     click.echo(f"Demo logins (password for each: {demo_data.DEMO_PASSWORD}):")
     for user in demo_data.DEMO_USERS:
@@ -469,3 +470,92 @@ def audit_checkpoint() -> None:
         click.echo(f"checkpoint signed at event {written[0]}")
     else:
         click.echo(f"event {written[0]} already has a checkpoint")
+
+
+# --- stats --------------------------------------------------------------------------------------------------------
+
+
+@main.command("stats")
+@click.option("--province", "province_code", required=True, help="Official province code, e.g. 22.")
+@click.option("--from", "date_from", required=True, help="First day of the period (YYYY-MM-DD or dd/mm/yyyy).")
+@click.option("--to", "date_to", required=True, help="Last day of the period (YYYY-MM-DD or dd/mm/yyyy).")
+@click.option("--commune", "commune_code", default=None, help="A commune of the province (default: all of it).")
+@click.option(
+    "--breakdown",
+    type=click.Choice(["commune", "sex", "age_band", "ethnicity", "disability"]),
+    default=None,
+    help="The columns of every indicator (default: none).",
+)
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "xlsx", "json"]), help="The file's format.")
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="The file to write (replaced).")
+@click.option(
+    "--as",
+    "username",
+    default=None,
+    help="Run as this user: their province only, and their suppression (a provincial officer of the province gets "
+    "the numbers unsuppressed). Without it, the output is suppressed as for a committee member.",
+)
+@with_appcontext
+def stats_command(province_code, date_from, date_to, commune_code, breakdown, fmt, output, username) -> None:
+    """Write a province's indicators for a period (with the previous period) as CSV, XLSX or JSON.
+
+    Disclosure control applies as on the pages: without --as, counts from 1 to CASEWORK_STATS_MIN_COUNT - 1 are
+    written as "<k" and numbers that would give them away as "×", since the file may leave the building. With
+    --as USERNAME the user's own rights apply: only a committee member or provincial officer of the province is
+    served, and only a provincial officer gets the numbers as they are. The export is recorded in the audit trail.
+    """
+    import json
+
+    from flask_babel import force_locale
+    from sqlalchemy import select
+
+    from casework.auth.models import User
+    from casework.errors import PermissionDenied, ValidationFailed
+    from casework.extensions import db
+    from casework.stats import operations
+
+    def refuse(exc: ValidationFailed) -> click.ClickException:
+        with force_locale("en"):  # the command speaks English, like the others; the files are in Vietnamese
+            return click.ClickException("; ".join(f"{name}: {m}" for name, ms in exc.errors.items() for m in ms))
+
+    with force_locale("vi"):
+        viewer = None
+        if username is not None:
+            viewer = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+            if viewer is None or not viewer.active:
+                raise click.ClickException(f"no active user {username!r}")
+        try:
+            period = operations.choose_period("custom", date_from=date_from, date_to=date_to)
+            if viewer is None:
+                report = operations.operator_report(
+                    province_code.strip(), period, commune_code=commune_code, dimension=breakdown
+                )
+            else:
+                report = operations.report(
+                    viewer, province_code.strip(), period, commune_code=commune_code, dimension=breakdown
+                )
+        except ValidationFailed as exc:
+            db.session.rollback()
+            raise refuse(exc) from None
+        except PermissionDenied:
+            db.session.rollback()
+            message = f"refused: {username} may not see the statistics of province {province_code}"
+            raise click.ClickException(message) from None
+        if fmt == "json":
+            data = json.dumps(report.as_dict(), ensure_ascii=False, indent=2).encode("utf-8")
+        elif fmt == "csv":
+            data = operations.to_csv(report)
+        else:
+            data = operations.to_xlsx(report)
+        try:
+            # Unsuppressed numbers are for the province's officers: the file is readable by its owner only.
+            descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            db.session.rollback()
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+        operations.record_export(viewer, report, fmt)
+        db.session.commit()
+    state = f"suppressed (k={report.k})" if report.suppressing else "NOT suppressed: for the province only"
+    click.echo(f"wrote {output}: {len(report.indicators)} indicators, {report.period.label()}, {state}")

@@ -219,3 +219,136 @@ def seed_support(seed: int) -> int:
                 db.session.execute(insert(table), batch[start : start + 5000])
     db.session.flush()
     return len(plans)
+
+
+def seed_payments(seed: int, share: float = 0.12) -> int:
+    """Paid support payments for a share of the demo cases with an approved plan in the demo province (bulk
+    inserts), from its programmes, whose budgets grow to cover them. :returns: the number of payments."""
+    import random
+    import uuid
+    from datetime import timedelta
+
+    from sqlalchemy import insert, update
+
+    from casework.auth.models import User
+    from casework.cases.demo_data import seal_row
+    from casework.cases.models import Case
+    from casework.dbtypes import utcnow
+    from casework.i18n import local_tz
+    from casework.payments.models import Disbursement, PaymentDecision, PaymentRequest, Programme
+    from casework.security.fields import BlindIndexEntry
+    from casework.security.keys import keyring
+    from casework.support.models import SupportPlan
+
+    rng = random.Random(seed + 1)  # noqa: S311 - demo data, reproducible from its seed
+    programmes = list(db.session.scalars(select(Programme).where(Programme.province_code == DEMO_PROVINCE)))
+    supervisor = db.session.scalar(select(User.id).where(User.username == "supervisor"))
+    finance = db.session.scalar(select(User.id).where(User.username == "finance"))
+    if not programmes or supervisor is None or finance is None:
+        return 0
+    general = next((p for p in programmes if not p.purposes), programmes[0])
+    key_id = keyring().current_key_id()
+    now = utcnow()
+    paid = select(PaymentRequest.case_id)
+    rows = db.session.execute(
+        select(Case.id, Case.commune_code, Case.assigned_to_id, SupportPlan.decided_at, Case.closed_at)
+        .join(SupportPlan, SupportPlan.case_id == Case.id)
+        .where(
+            Case.province_code == DEMO_PROVINCE,
+            SupportPlan.status.in_(("approved", "ended")),
+            Case.assigned_to_id.is_not(None),
+            Case.id.not_in(paid),
+        )
+        .order_by(Case.case_number)
+    ).all()
+    purposes = (("medical_treatment", 0.5), ("transport", 0.2), ("education", 0.2), ("psychological_services", 0.1))
+    requests, decisions, disbursements, entries = [], [], [], []
+    totals: dict[uuid.UUID, int] = {}
+    for case_id, commune, worker, approved_at, closed_at in rows:
+        if rng.random() >= share:
+            continue
+        purpose = rng.choices([p for p, _ in purposes], weights=[w for _, w in purposes])[0]
+        amount = rng.randrange(300_000, 4_800_000, 50_000)
+        end = min(closed_at or now, now)
+        submitted = approved_at + (end - approved_at) * rng.random() * 0.8
+        decided = submitted + timedelta(days=rng.uniform(0.5, 5))
+        paid_at = min(decided + timedelta(days=rng.uniform(1, 10)), now)
+        programme = general
+        request_id = uuid.uuid4()
+        row = {
+            "id": request_id,
+            "case_id": case_id,
+            "commune_code": commune,
+            "province_code": DEMO_PROVINCE,
+            "programme_id": programme.id,
+            "purpose": purpose,
+            "amount_vnd": amount,
+            "payee_method": "cash",
+            "status": "paid",
+            "approver_roles": ["supervisor"],
+            "approvals": 1,
+            "next_role": None,
+            "round": 1,
+            "requested_by_id": worker,
+            "created_at": submitted - timedelta(days=1),
+            "submitted_at": submitted,
+            "decided_at": decided,
+            "paid_at": paid_at,
+            "version": 4,
+        }
+        seal_row(
+            PaymentRequest,
+            row,
+            {
+                "payee_name": "Người giám hộ",
+                "payee_relation": "Người giám hộ",
+                "payee_account": None,
+                "description": "Hỗ trợ theo kế hoạch",
+            },
+            key_id,
+            entries,
+        )
+        requests.append(row)
+        decisions.append(
+            {
+                "id": uuid.uuid4(),
+                "payment_id": request_id,
+                "round": 1,
+                "step": 0,
+                "role": "supervisor",
+                "decision": "approve",
+                "reason_ct": None,
+                "decided_by_id": supervisor,
+                "decided_at": decided,
+            }
+        )
+        disbursements.append(
+            {
+                "id": uuid.uuid4(),
+                "payment_id": request_id,
+                "paid_on": paid_at.astimezone(local_tz()).date(),
+                "method": "cash",
+                "reference_ct": None,
+                "recorded_by_id": finance,
+                "recorded_at": paid_at,
+            }
+        )
+        totals[programme.id] = totals.get(programme.id, 0) + amount
+    for programme_id, total in totals.items():
+        table = Programme.__table__
+        db.session.execute(
+            update(table)
+            .where(table.c.id == programme_id)
+            .values(paid_vnd=table.c.paid_vnd + total, budget_vnd=table.c.budget_vnd + total)
+        )
+    for table, batch in (
+        (PaymentRequest.__table__, requests),
+        (BlindIndexEntry.__table__, entries),
+        (PaymentDecision.__table__, decisions),
+        (Disbursement.__table__, disbursements),
+    ):
+        for start in range(0, len(batch), 5000):
+            if batch[start : start + 5000]:
+                db.session.execute(insert(table), batch[start : start + 5000])
+    db.session.flush()
+    return len(requests)

@@ -103,6 +103,13 @@ ACCESS: dict[str, frozenset[str] | str] = {
     "payments.list_programmes": RECORD_ROLES | {"finance_officer", "admin"},
     "payments.new_programme": frozenset({"provincial_officer", "admin"}),
     "payments.show_programme": RECORD_ROLES | {"finance_officer", "admin"},
+    # Statistics (test_stats_web.py): committee members and provincial officers, of their own province only (403
+    # for another); a background export's page and file are its starter's only (404 for anyone else's job).
+    "stats.dashboard": frozenset({"committee_member", "provincial_officer"}),
+    "stats.export_csv": frozenset({"committee_member", "provincial_officer"}),
+    "stats.export_xlsx": frozenset({"committee_member", "provincial_officer"}),
+    "stats.show_export": frozenset(),
+    "stats.download_export": frozenset(),
 }
 
 

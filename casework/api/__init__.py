@@ -128,4 +128,4 @@ def init_error_handlers(app: Flask) -> None:
         return render_template("error.html", status=exc.code, message=exc.description), exc.code or 500
 
 
-from casework.api import cases, payments, support, views  # noqa: E402,F401 - routes on bp
+from casework.api import cases, payments, stats, support, views  # noqa: E402,F401 - routes on bp

@@ -1368,6 +1368,125 @@ PAYMENT_PATHS: dict[str, Any] = {
 }
 
 
+# --- /stats ----------------------------------------------------------------------------------------------------------
+
+#: A published number: a count, VND, a share (%) or a median; "<k" for a small count hidden, "×" for a number hidden
+#: so that no small count can be worked out from the totals; null where there is nothing to measure.
+STAT_VALUE = {"type": ["number", "string", "null"], "description": 'a number, "<k", "×", or null'}
+STAT_KEY = {
+    "type": "object",
+    "required": ["key", "label"],
+    "properties": {"key": {"type": "string"}, "label": {"type": "string"}},
+}
+STAT_PERIOD = {
+    "type": "object",
+    "required": ["from", "to", "kind"],
+    "properties": {
+        "from": {"type": "string", "format": "date"},
+        "to": {"type": "string", "format": "date"},
+        "kind": {"type": "string", "enum": ["year", "half", "custom"]},
+    },
+}
+_STAT_GRID = {
+    "code": {"type": "string"},
+    "title": {"type": "string"},
+    "unit": {"type": "string", "enum": ["children", "cases", "vnd", "share", "hours", "days", "payments"]},
+    "total": STAT_VALUE,
+    "rows": {"type": "array", "items": STAT_KEY, "description": "the indicator's categories (one row 'all' if none)"},
+    "columns": {"type": "array", "items": STAT_KEY, "description": "the breakdown's values (one column 'all' if none)"},
+    "cells": {"type": "array", "items": {"type": "array", "items": STAT_VALUE}, "description": "cells[row][column]"},
+    "row_totals": {"type": "array", "items": STAT_VALUE},
+    "column_totals": {"type": "array", "items": STAT_VALUE},
+    "suppressed": {"type": "boolean", "description": "some number of this grid is hidden"},
+}
+STATS_SCHEMAS: dict[str, Any] = {
+    "StatsGrid": {"type": "object", "required": list(_STAT_GRID), "properties": _STAT_GRID},
+    "StatsIndicator": {
+        "allOf": [
+            _ref("StatsGrid"),
+            {"type": "object", "required": ["previous"], "properties": {"previous": _ref("StatsGrid")}},
+        ]
+    },
+    "StatsReport": {
+        "type": "object",
+        "required": ["province", "commune", "period", "previous_period", "suppression", "indicators"],
+        "properties": {
+            "province": {"type": "string"},
+            "commune": {"type": ["string", "null"]},
+            "period": STAT_PERIOD,
+            "previous_period": STAT_PERIOD,
+            "breakdown": {
+                "type": ["string", "null"],
+                "enum": [None, "commune", "sex", "age_band", "ethnicity", "disability"],
+            },
+            "suppression": {
+                "type": "object",
+                "required": ["k", "applied", "any_suppressed"],
+                "properties": {
+                    "k": {"type": "integer", "description": "0 when not applied"},
+                    "applied": {"type": "boolean", "description": "false for a provincial officer of the province"},
+                    "any_suppressed": {"type": "boolean"},
+                },
+            },
+            "generated_at": {"type": "string", "format": "date-time"},
+            "indicators": {"type": "array", "items": _ref("StatsIndicator")},
+            "new_cases_by_month": {
+                "type": "object",
+                "required": ["months", "values", "total", "suppressed"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "title": {"type": "string"},
+                    "months": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}},
+                    "values": {"type": "array", "items": STAT_VALUE},
+                    "total": STAT_VALUE,
+                    "suppressed": {"type": "boolean"},
+                },
+            },
+        },
+    },
+}
+STATS_PATHS: dict[str, Any] = {
+    "/stats": {
+        "get": {
+            "summary": "The indicators of a province or commune for a period, suppressed for the caller's role",
+            "description": (
+                "Committee members and provincial officers, for their own province. Committee members get counts "
+                'from 1 to k-1 as "<k" (CASEWORK_STATS_MIN_COUNT, 5 by default) and other numbers hidden as "×" so '
+                "that none can be worked out from the totals; provincial officers get their province's numbers as "
+                "they are. Give from and to, or year (and half), or nothing for the current year. The answer is "
+                "recorded in the audit trail as an export."
+            ),
+            "security": SECURED,
+            "parameters": [
+                _query("province", "province code; the caller's own by default"),
+                _query("commune", "a commune of the province; the whole province by default"),
+                _query("from", "first day of the period (yyyy-mm-dd or dd/mm/yyyy)"),
+                _query("to", "last day of the period (at most five years after from)"),
+                _query("year", "a calendar year, when from and to are not given", {"type": "integer"}),
+                _query("half", "1 or 2: a half of year", {"type": "string", "enum": ["1", "2"]}),
+                _query(
+                    "breakdown",
+                    "the columns of every indicator",
+                    {"type": "string", "enum": ["commune", "sex", "age_band", "ethnicity", "disability"]},
+                ),
+            ],
+            "responses": {
+                "200": _ok(_ref("StatsReport")),
+                "403": _error(
+                    "The caller's role never sees statistics (code forbidden), or the province is not the caller's "
+                    "(code out_of_scope)"
+                ),
+                **_invalid(
+                    "A day is missing or not a date, the period ends before it starts or is longer than five years, "
+                    "half is not 1 or 2, or the commune is not the province's, or the breakdown is unknown"
+                ),
+                **AUTH_ERRORS,
+            },
+        }
+    },
+}
+
+
 def build_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document."""
     return {
@@ -1432,6 +1551,7 @@ def build_document() -> dict[str, Any]:
                 **CASE_SCHEMAS,
                 **SUPPORT_SCHEMAS,
                 **PAYMENT_SCHEMAS,
+                **STATS_SCHEMAS,
                 "Commune": {
                     "type": "object",
                     "required": ["code", "name", "type", "province"],
@@ -1601,6 +1721,7 @@ def build_document() -> dict[str, Any]:
             **CASE_PATHS,
             **SUPPORT_PATHS,
             **PAYMENT_PATHS,
+            **STATS_PATHS,
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -29,6 +29,8 @@ def navigation() -> list[tuple[str, str]]:
         items.append((_l("Payments"), url_for("payments.list_requests")))
     if current_user.role in {"provincial_officer", "admin"}:
         items.append((_l("Programmes"), url_for("payments.list_programmes")))
+    if scope.can_view_statistics(current_user):
+        items.append((_l("Statistics"), url_for("stats.dashboard")))
     items.append((_l("Jobs"), url_for("jobs.list_jobs")))
     return items
 

@@ -1,0 +1,1 @@
+"""Provincial statistics: the indicator catalogue, disclosure control, dashboards and exports."""
