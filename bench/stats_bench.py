@@ -8,6 +8,7 @@ It starts a throw-away PostgreSQL 15 (or uses ``BENCH_DATABASE_URL`` with demo d
   year and the year before, broken down by commune, suppressed as for a committee member (and unsuppressed, as for
   the province's officer);
 - the dashboard page ``GET /stats`` as the demo committee member (test client, signed in), when it exists;
+- the same report computed afresh, as after any change in the province (the snapshot no longer current);
 - the floor: one hand-written SQL statement per indicator family (``GROUPING SETS``, ``FILTER``,
   ``percentile_cont``) giving the same totals and commune cells for both years.
 
@@ -237,8 +238,8 @@ def run(url: str, cases: int, iterations: int, load_seconds: float | None) -> No
 
     app = create_app("embedded")
     with app.app_context():
-        db.session.execute(text("VACUUM ANALYZE"))  # as after a nightly maintenance run
-        db.session.commit()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE"))  # as after a nightly maintenance run
         total_cases = db.session.scalar(select(func.count(Case.id)))
         province_cases = db.session.scalar(select(func.count(Case.id)).where(Case.province_code == PROVINCE))
         officer = db.session.scalar(select(User).where(User.username == "officer"))
@@ -254,6 +255,8 @@ def run(url: str, cases: int, iterations: int, load_seconds: float | None) -> No
         compared = 0
         for key, value in mine.items():
             family, commune = key
+            if family == "overdue":
+                continue  # "past its deadline now": a deadline may pass between the two computations
             if (family, commune) in theirs:
                 if theirs[(family, commune)] != value:
                     raise SystemExit(f"casework and the floor disagree on {key}: {value} != {theirs[key]}")
@@ -302,6 +305,18 @@ def run(url: str, cases: int, iterations: int, load_seconds: float | None) -> No
         for _ in range(iterations):
             for name, fn in calls.items():
                 measured[name] += _timed(fn, 1)
+
+        # Afresh: after any change in the province, the first report computes every indicator again.
+        from casework.stats import snapshots
+
+        def afresh():
+            snapshots.bump(db.session.connection(), {PROVINCE})
+            db.session.commit()
+            operations.report(committee, PROVINCE, period, dimension="commune")
+            db.session.rollback()
+
+        fresh_name = "report computed afresh after a change (committee member)"
+        measured[fresh_name] = _timed(afresh, max(2, iterations // 5))
         results = {name: _summary(values) for name, values in measured.items()}
     write(results, total_cases, province_cases, iterations, compared, load_seconds, page, url)
 
@@ -327,7 +342,7 @@ def write(results, total_cases, province_cases, iterations, compared, load_secon
         lines.append(f"- **Loading** (`casework demo`): {load_seconds:.0f} s")
     lines += ["", "| what | p50 | p95 | ratio to the floor (p50) |", "|---|---:|---:|---:|"]
     for name, (p50, p95) in results.items():
-        lines.append(f"| {name} | {p50:.0f} | {p95:.0f} | {p50 / floor_p50:.1f}× |")
+        lines.append(f"| {name} | {p50:.0f} | {p95:.0f} | {p50 / floor_p50:.2f}× |")
     lines.append("")
     section = "\n".join(lines)
     existing = path.read_text(encoding="utf-8") if path.exists() else ""

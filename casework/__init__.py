@@ -85,6 +85,9 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     from casework.support import operations as _support  # noqa: F401 - registers the plan's review deadline
 
     payments.register_timeline()  # a case's payments appear on its timeline
+    from casework.stats import snapshots
+
+    snapshots.init_app(app)  # a change to what the indicators read makes its province's snapshots out of date
     from casework.workflow import registry as workflows
 
     workflows.init_app(app)  # a broken definition stops start-up here, naming the file and the problem

@@ -288,13 +288,19 @@ def worker(burst: bool) -> None:
 @main.command("tick")
 @with_appcontext
 def tick() -> None:
-    """Send the deadline reminders and alerts that are due (safe to run from cron every few minutes, even twice)."""
+    """Send the deadline reminders and alerts that are due (safe to run from cron every few minutes, even twice), and
+    compute the dashboards of provinces whose data changed."""
     from casework.extensions import db
     from casework.notifications import operations
 
     result = operations.tick()
     db.session.commit()
     click.echo(f"deadline check: {result.reminders} reminders, {result.alerts} alerts sent")
+    from casework.stats import operations as stats
+
+    refreshed = stats.refresh_stale()
+    db.session.commit()
+    click.echo(f"statistics: {refreshed} dashboard views computed ahead of their viewers")
 
 
 # --- demo ---------------------------------------------------------------------------------------------------------
@@ -354,6 +360,9 @@ def demo(ctx: click.Context, first_run: bool, case_count: int, seed: int | None)
             raise click.ClickException(str(exc)) from None
         plans = demo_data.seed_support(seed)
         payments = demo_data.seed_payments(seed)
+        from casework.stats import snapshots
+
+        snapshots.bump_all()  # the bulk load bypassed the session: computed statistics are out of date
         db.session.commit()
         stages = ", ".join(f"{stage} {generated.by_stage.get(stage, 0)}" for stage in synthetic.STAGES)
         click.echo(

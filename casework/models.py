@@ -35,9 +35,9 @@ from casework.payments.models import (  # noqa: F401
     PaymentRequest,
     Programme,
 )
-from casework.security.fields import BlindIndexEntry  # noqa: F401
 from casework.security.files import StoredFile  # noqa: F401
 from casework.security.keys import DataKey  # noqa: F401
+from casework.stats.models import StatsSnapshot, StatsVersion  # noqa: F401  # noqa: F401
 from casework.support.models import (  # noqa: F401
     Assessment,
     ClosureRequest,

@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,36 +147,52 @@ def _clean_tables(app) -> None:
     with app.app_context():
         db.session.remove()
         tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in REFERENCE_TABLES]
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # The audit trail's append-only triggers refuse TRUNCATE; the test server runs as a superuser.
-                conn.execute(text("SET LOCAL session_replication_role = replica"))
-                conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " CASCADE"))
-            else:
-                for table in tables:
-                    conn.execute(table.delete())
-            conn.execute(
-                text("UPDATE communes SET merged_into_code = NULL, merged_on = NULL WHERE merged_into_code IS NOT NULL")
-            )
-            conn.execute(text("UPDATE audit_chain_head SET last_seq = 0, last_mac = :genesis"), {"genesis": GENESIS})
-            # The default approval policy is configuration written by migration 0008: put it back.
-            from casework.payments.models import ApprovalBand
-            from casework.payments.operations import DEFAULT_BANDS
+        from sqlalchemy.exc import OperationalError
 
-            conn.execute(
-                ApprovalBand.__table__.insert(),
-                [
-                    {
-                        "id": uuid.uuid4(),
-                        "province_code": None,
-                        "programme_id": None,
-                        "min_vnd": low,
-                        "max_vnd": high,
-                        "approver_roles": list(roles),
-                    }
-                    for low, high, roles in DEFAULT_BANDS
-                ],
-            )
+        # The PostgreSQL app's rq worker may be running a scheduled job (the deadline check, the statistics) that
+        # reads these tables: TRUNCATE can then deadlock with it, and PostgreSQL gives up on one side. Try again.
+        for attempt in range(5):
+            try:
+                with db.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        # The audit trail's append-only triggers refuse TRUNCATE; the test server runs as a superuser.
+                        conn.execute(text("SET LOCAL session_replication_role = replica"))
+                        conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " CASCADE"))
+                    else:
+                        for table in tables:
+                            conn.execute(table.delete())
+                    conn.execute(
+                        text(
+                            "UPDATE communes SET merged_into_code = NULL, merged_on = NULL "
+                            "WHERE merged_into_code IS NOT NULL"
+                        )
+                    )
+                    conn.execute(
+                        text("UPDATE audit_chain_head SET last_seq = 0, last_mac = :genesis"), {"genesis": GENESIS}
+                    )
+                    # The default approval policy is configuration written by migration 0008: put it back.
+                    from casework.payments.models import ApprovalBand
+                    from casework.payments.operations import DEFAULT_BANDS
+
+                    conn.execute(
+                        ApprovalBand.__table__.insert(),
+                        [
+                            {
+                                "id": uuid.uuid4(),
+                                "province_code": None,
+                                "programme_id": None,
+                                "min_vnd": low,
+                                "max_vnd": high,
+                                "approver_roles": list(roles),
+                            }
+                            for low, high, roles in DEFAULT_BANDS
+                        ],
+                    )
+                break
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
         Path(app.config["CASEWORK_AUDIT_CHECKPOINT_FILE"]).unlink(missing_ok=True)
 
 

@@ -423,8 +423,8 @@ def province(app, make_user, monkeypatch):
     db.session.commit()
     return SimpleNamespace(
         children=[c1, c2, c3, c4, c5, c6, c7, c8, c9],
-        p1=p1.id,
-        p2=p2.id,
+        p1=str(p1.id),  # a programme row is keyed by the text of its id
+        p2=str(p2.id),
         payments=(pr1, pr2, pr3, pr4, pr5, pr6, pr8),
     )
 

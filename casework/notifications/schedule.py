@@ -100,7 +100,23 @@ def run_tick(slot: str) -> dict:
         try:
             result = operations.tick()
             db.session.commit()
+            refreshed = _refresh_statistics()
         finally:
             db.session.remove()
     logger.info("deadline check: %d reminders, %d alerts", result.reminders, result.alerts)
-    return {"reminders": result.reminders, "alerts": result.alerts}
+    return {"reminders": result.reminders, "alerts": result.alerts, "statistics_refreshed": refreshed}
+
+
+def _refresh_statistics() -> int:
+    """The dashboards' default views of provinces whose data changed, computed ahead of their viewers."""
+    from casework.extensions import db
+    from casework.stats import operations as stats
+
+    try:
+        count = stats.refresh_stale()
+        db.session.commit()
+        return count
+    except Exception:  # the reminders are sent whatever happens to the statistics
+        db.session.rollback()
+        logger.exception("refreshing the statistics failed")
+        return 0

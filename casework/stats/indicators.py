@@ -19,14 +19,17 @@ afterwards (:mod:`casework.stats.suppression`, :func:`casework.stats.operations.
 from __future__ import annotations
 
 import statistics
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Hashable
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Integer, and_, case, cast, exists, extract, func, literal, or_, select, union_all
+from sqlalchemy import Integer, and_, case, cast, exists, extract, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.orm import aliased
 
 from casework import codes
@@ -198,7 +201,7 @@ def _columns(name: str | None, scope: Scope, present: set) -> list[tuple[Hashabl
             stmt = stmt.where(Commune.code == scope.commune)
         else:
             stmt = stmt.where(or_(Commune.merged_into_code.is_(None), Commune.code.in_(present or {"-"})))
-        return [(c, n) for c, n in db.session.execute(stmt.order_by(Commune.name))]
+        return [(c, n) for c, n in _reads().execute(stmt.order_by(Commune.name))]
     if name == "sex":
         return codes.choices("sex")
     if name == "age_band":
@@ -213,6 +216,58 @@ def _columns(name: str | None, scope: Scope, present: set) -> list[tuple[Hashabl
     raise KeyError(name)
 
 
+#: The session statistics read through: the read replica's while a report is computed (``CASEWORK_REPLICA_URL``),
+#: else the application's.
+_reader: ContextVar[object | None] = ContextVar("casework_stats_reader", default=None)
+
+
+def _reads():
+    return _reader.get() or db.session
+
+
+@contextmanager
+def reading_from_replica():
+    """Within the block, the indicators read from the replica when one is configured (and nothing else does)."""
+    from flask import current_app
+
+    if "replica" not in (current_app.config.get("SQLALCHEMY_BINDS") or {}):
+        yield db.session
+        return
+    from sqlalchemy.orm import Session
+
+    session = Session(bind=db.engines["replica"])
+    token = _reader.set(session)
+    try:
+        yield session
+    finally:
+        _reader.reset(token)
+        session.close()
+
+
+#: Results already computed in this report (:func:`memoised`): a report asks for the same rows several times (the
+#: abused children behind four shares; the verification and plan timings behind a median and a share).
+_memo: ContextVar[dict | None] = ContextVar("casework_stats_memo", default=None)
+
+
+@contextmanager
+def memoised():
+    """Within the block, identical aggregations are computed once."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def _remembered(key, compute):
+    memo = _memo.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 def _grid(
     rows_stmt,
     scope: Scope,
@@ -225,6 +280,20 @@ def _grid(
 
     :param value: ``distinct`` counts distinct units, ``sum`` adds ``amount``, ``count`` counts rows.
     """
+    compiled = rows_stmt.compile(dialect=_reads().get_bind().dialect)
+    key = (
+        "grid",
+        str(compiled),
+        repr(sorted(compiled.params.items(), key=lambda kv: kv[0])),
+        value,
+        dimension,
+        tuple(categories or ()),
+        scope,
+    )
+    return _remembered(key, lambda: _aggregate(rows_stmt, scope, dimension, categories, value))
+
+
+def _aggregate(rows_stmt, scope: Scope, dimension: str | None, categories, value: str) -> Grid:
     rows = rows_stmt.subquery()
 
     def measure():
@@ -234,13 +303,29 @@ def _grid(
             return func.coalesce(func.sum(rows.c.amount), 0)
         return func.count()
 
+    if _reads().get_bind().dialect.name == "postgresql":
+        # One pass over the rows for the cells, the row and column totals and the whole.
+        cells, row_totals, column_totals, total = {}, {}, {}, 0
+        stmt = select(rows.c.cat, rows.c.dim, func.grouping(rows.c.cat), func.grouping(rows.c.dim), measure()).group_by(
+            func.grouping_sets(tuple_(rows.c.cat, rows.c.dim), tuple_(rows.c.cat), tuple_(rows.c.dim), tuple_())
+        )
+        for cat, dim, no_cat, no_dim, number in _reads().execute(stmt):
+            if not no_cat and not no_dim:
+                cells[cat, dim] = number
+            elif not no_cat:
+                row_totals[cat] = number
+            elif not no_dim:
+                column_totals[dim] = number
+            else:
+                total = number
+        return _assemble(cells, row_totals, column_totals, total or 0, scope, dimension, categories)
     cells = {
         (c, d): v
-        for c, d, v in db.session.execute(select(rows.c.cat, rows.c.dim, measure()).group_by(rows.c.cat, rows.c.dim))
+        for c, d, v in _reads().execute(select(rows.c.cat, rows.c.dim, measure()).group_by(rows.c.cat, rows.c.dim))
     }
-    row_totals = dict(db.session.execute(select(rows.c.cat, measure()).group_by(rows.c.cat)).all())
-    column_totals = dict(db.session.execute(select(rows.c.dim, measure()).group_by(rows.c.dim)).all())
-    total = db.session.scalar(select(measure()).select_from(rows)) or 0
+    row_totals = dict(_reads().execute(select(rows.c.cat, measure()).group_by(rows.c.cat)).all())
+    column_totals = dict(_reads().execute(select(rows.c.dim, measure()).group_by(rows.c.dim)).all())
+    total = _reads().scalar(select(measure()).select_from(rows)) or 0
     return _assemble(cells, row_totals, column_totals, total, scope, dimension, categories)
 
 
@@ -269,8 +354,18 @@ def _grid_of(
     )
 
 
+def _text_key(value):
+    """Row and column keys are text or numbers (a programme's id becomes its text), as a snapshot stores them."""
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
 def _assemble(cells: dict, row_totals: dict, column_totals: dict, total, scope, dimension, categories) -> Grid:
     """A grid with every row and column that can occur (so zeros show), plus any value found outside them."""
+    cells = {(_text_key(r), _text_key(c)): v for (r, c), v in cells.items()}
+    row_totals = {_text_key(r): v for r, v in row_totals.items()}
+    column_totals = {_text_key(c): v for c, v in column_totals.items()}
+    if categories is not None:
+        categories = [(_text_key(r), label) for r, label in categories]
     present_dims = {d for _, d in cells}
     columns = _columns(dimension, scope, present_dims)
     known_columns = {key for key, _ in columns}
@@ -297,7 +392,7 @@ def _children_with_codes(list_name: str, scope: Scope, dimension: str | None, *,
     cat = CaseCode.code if by_code else literal(ALL)
     stmt = (
         select(Case.child_id.label("unit"), cat.label("cat"), _dimension(dimension, scope).label("dim"))
-        .join(Child, Child.id == Case.child_id)
+        .outerjoin(Child, Child.id == Case.child_id)
         .join(CaseCode, and_(CaseCode.case_id == Case.id, CaseCode.list_name == list_name))
         .where(_in_scope(scope), _active(scope))
     )
@@ -329,7 +424,7 @@ def new_cases(scope: Scope, dimension: str | None) -> Result:
     start, end = _bounds(scope)
     stmt = (
         select(Case.id.label("unit"), Case.source.label("cat"), _dimension(dimension, scope).label("dim"))
-        .join(Child, Child.id == Case.child_id)
+        .outerjoin(Child, Child.id == Case.child_id)
         .where(_in_scope(scope), Case.received_at >= start, Case.received_at < end)
     )
     return Result("new_cases", "cases", _grid(stmt, scope, dimension, _code_rows("report_sources")))
@@ -338,7 +433,7 @@ def new_cases(scope: Scope, dimension: str | None) -> Result:
 def _abused(scope: Scope, dimension: str | None):
     return (
         select(Case.child_id.label("unit"), literal(ALL).label("cat"), _dimension(dimension, scope).label("dim"))
-        .join(Child, Child.id == Case.child_id)
+        .outerjoin(Child, Child.id == Case.child_id)
         .where(
             _in_scope(scope),
             _active(scope),
@@ -407,7 +502,7 @@ def _paid(scope: Scope, dimension: str | None, cat, *, unit):
         .select_from(PaymentRequest)
         .join(Disbursement, Disbursement.payment_id == PaymentRequest.id)
         .join(Case, Case.id == PaymentRequest.case_id)
-        .join(Child, Child.id == Case.child_id)
+        .outerjoin(Child, Child.id == Case.child_id)
         .where(
             PaymentRequest.province_code == scope.province,
             *([PaymentRequest.commune_code == scope.commune] if scope.commune else []),
@@ -445,7 +540,7 @@ def payments_by_purpose(scope: Scope, dimension: str | None) -> Result:
 def payments_by_programme(scope: Scope, dimension: str | None) -> Result:
     programmes = [
         (p.id, p.name)
-        for p in db.session.scalars(
+        for p in _reads().scalars(
             select(Programme).where(Programme.province_code == scope.province).order_by(Programme.year, Programme.name)
         )
     ]
@@ -470,14 +565,14 @@ def closed_by_reason(scope: Scope, dimension: str | None) -> Result:
         )
         .select_from(CaseTransition)
         .join(Case, Case.id == CaseTransition.case_id)
-        .join(Child, Child.id == Case.child_id)
+        .outerjoin(Child, Child.id == Case.child_id)
         .where(
             _in_scope(scope), CaseTransition.to_stage.in_(finals), CaseTransition.at >= start, CaseTransition.at < end
         )
     )
     without_steps = (
         select(Case.id.label("unit"), Case.closure_reason.label("cat"), _dimension(dimension, scope).label("dim"))
-        .join(Child, Child.id == Case.child_id)
+        .outerjoin(Child, Child.id == Case.child_id)
         .where(
             _in_scope(scope),
             Case.closed_at >= start,
@@ -515,9 +610,9 @@ def overdue_open(scope: Scope, dimension: str | None) -> Result:
     if end >= now:
         samples = [
             tuple(row)
-            for row in db.session.execute(
+            for row in _reads().execute(
                 select(Case.id, Case.stage, _dimension(dimension, scope))
-                .join(Child, Child.id == Case.child_id)
+                .outerjoin(Child, Child.id == Case.child_id)
                 .where(
                     _in_scope(scope),
                     Case.closed_at.is_(None),
@@ -535,23 +630,27 @@ def _overdue_at(moment: datetime, scope: Scope, dimension: str | None) -> list[t
     """(case, stage, dim) of the cases open and past a deadline at ``moment``, rebuilt from their history."""
     # Not closed at the moment: still open, or last closed after it (an earlier closing is checked below).
     candidates = (_in_scope(scope), Case.received_at < moment, or_(Case.closed_at.is_(None), Case.closed_at >= moment))
-    cases = db.session.execute(
-        select(
-            Case.id,
-            Case.workflow,
-            Case.stage,
-            Case.stage_entered_at,
-            Case.received_at,
-            Case.immediate_danger,
-            _dimension(dimension, scope),
+    cases = (
+        _reads()
+        .execute(
+            select(
+                Case.id,
+                Case.workflow,
+                Case.stage,
+                Case.stage_entered_at,
+                Case.received_at,
+                Case.immediate_danger,
+                _dimension(dimension, scope),
+            )
+            .outerjoin(Child, Child.id == Case.child_id)
+            .where(*candidates)
         )
-        .join(Child, Child.id == Case.child_id)
-        .where(*candidates)
-    ).all()
+        .all()
+    )
     if not cases:
         return []
     history: dict[Hashable, list] = defaultdict(list)
-    for step in db.session.execute(
+    for step in _reads().execute(
         select(CaseTransition.case_id, CaseTransition.from_stage, CaseTransition.to_stage, CaseTransition.at)
         .join(Case, Case.id == CaseTransition.case_id)
         .where(*candidates)
@@ -559,7 +658,7 @@ def _overdue_at(moment: datetime, scope: Scope, dimension: str | None) -> list[t
     ):
         history[step.case_id].append(step)
     plans: dict[Hashable, list] = defaultdict(list)
-    for plan in db.session.execute(
+    for plan in _reads().execute(
         select(
             SupportPlan.case_id, SupportPlan.cycle, SupportPlan.status, SupportPlan.decided_at, SupportPlan.review_on
         )
@@ -646,17 +745,25 @@ def _first_exit_of(stage: str):
 
 
 def _verification(scope: Scope, dimension: str | None):
+    return _remembered(("verification", scope, dimension), lambda: _verification_samples(scope, dimension))
+
+
+def _verification_samples(scope: Scope, dimension: str | None):
     """Reports received in the period: hours from the report to the first step out of "report received", and
     whether that came within 12 hours. A report still waiting there after its 12 hours counts as late (it has no
     duration yet); one still inside its 12 hours is not counted yet."""
     start, end = _bounds(scope)
     verified = _first_exit_of(VERIFICATION_STAGE)
-    rows = db.session.execute(
-        select(_dimension(dimension, scope), Case.received_at, verified.c.at, Case.stage)
-        .join(Child, Child.id == Case.child_id)
-        .outerjoin(verified, verified.c.case_id == Case.id)
-        .where(_in_scope(scope), Case.received_at >= start, Case.received_at < end)
-    ).all()
+    rows = (
+        _reads()
+        .execute(
+            select(_dimension(dimension, scope), Case.received_at, verified.c.at, Case.stage)
+            .outerjoin(Child, Child.id == Case.child_id)
+            .outerjoin(verified, verified.c.case_id == Case.id)
+            .where(_in_scope(scope), Case.received_at >= start, Case.received_at < end)
+        )
+        .all()
+    )
     now = utcnow()
     samples = []
     for dim, received, at, stage in rows:
@@ -680,6 +787,10 @@ def verification_within_deadline(scope: Scope, dimension: str | None) -> Result:
 
 
 def _plans(scope: Scope, dimension: str | None):
+    return _remembered(("plans", scope, dimension), lambda: _plan_samples(scope, dimension))
+
+
+def _plan_samples(scope: Scope, dimension: str | None):
     """Cases whose first support plan was approved in the period: days from the report, and whether the plan was
     approved within 7 working days of the start of drafting (Art. 28)."""
     start, end = _bounds(scope)
@@ -699,18 +810,22 @@ def _plans(scope: Scope, dimension: str | None):
         .group_by(CaseTransition.case_id)
         .subquery()
     )
-    rows = db.session.execute(
-        select(
-            _dimension(dimension, scope),
-            Case.received_at,
-            approved.c.at,
-            func.coalesce(drafting.c.at, approved.c.drafted),
+    rows = (
+        _reads()
+        .execute(
+            select(
+                _dimension(dimension, scope),
+                Case.received_at,
+                approved.c.at,
+                func.coalesce(drafting.c.at, approved.c.drafted),
+            )
+            .outerjoin(Child, Child.id == Case.child_id)
+            .join(approved, approved.c.case_id == Case.id)
+            .outerjoin(drafting, drafting.c.case_id == Case.id)
+            .where(_in_scope(scope), approved.c.at >= start, approved.c.at < end)
         )
-        .join(Child, Child.id == Case.child_id)
-        .join(approved, approved.c.case_id == Case.id)
-        .outerjoin(drafting, drafting.c.case_id == Case.id)
-        .where(_in_scope(scope), approved.c.at >= start, approved.c.at < end)
-    ).all()
+        .all()
+    )
     tz = local_tz()
     samples = []
     for dim, received, at, drafted in rows:

@@ -9,12 +9,14 @@ province's numbers as they are; nobody else sees statistics.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, select
 
@@ -25,7 +27,7 @@ from casework.cases.models import Case
 from casework.errors import PermissionDenied, Problems, ValidationFailed
 from casework.extensions import db
 from casework.locations.models import Commune, Province
-from casework.stats import indicators, suppression
+from casework.stats import indicators, snapshots, suppression
 from casework.stats.indicators import CATALOGUE, DIMENSIONS, Grid, Result, Scope
 from casework.stats.periods import Period
 
@@ -242,19 +244,127 @@ def report(
     wanted = list(codes) if codes else [i.code for i in CATALOGUE]
     k = min_count(viewer, province_code)
     out = Report(province, commune, period, period.previous(), dimension, k or 0, k is not None)
-    for code in wanted:
-        indicator = indicators.BY_CODE[code]
-        title = str(indicator.title)
-        categories = str(indicator.categories) if indicator.categories else None
-        current = indicator.compute(Scope(province_code, period, commune_code), dimension)
-        before = indicator.compute(Scope(province_code, out.previous, commune_code), dimension)
-        out.indicators.append(
-            (
-                publish(current, k, title=title, categories=categories),
-                publish(before, k, title=title, categories=categories),
-            )
-        )
+
+    payload, computed_at, _ = _computed(province_code, commune_code, period, dimension, wanted, k)
+    out.indicators = [(_load(current), _load(previous)) for current, previous in payload]
+    out.generated_at = computed_at
     return out
+
+
+def _computed(
+    province_code: str,
+    commune_code: str | None,
+    period: Period,
+    dimension: str | None,
+    wanted: list[str],
+    k: int | None,
+) -> tuple[list, datetime, bool]:
+    """The published pairs (current, previous) of ``wanted`` for the scope, from a current snapshot or computed
+    (and when, and whether just now)."""
+    previous = period.previous()
+
+    def compute() -> list:
+        pairs = []
+        with indicators.memoised():
+            for code in wanted:
+                indicator = indicators.BY_CODE[code]
+                title = str(indicator.title)
+                categories = str(indicator.categories) if indicator.categories else None
+                current = indicator.compute(Scope(province_code, period, commune_code), dimension)
+                before = indicator.compute(Scope(province_code, previous, commune_code), dimension)
+                pairs.append(
+                    [
+                        _dump(publish(current, k, title=title, categories=categories)),
+                        _dump(publish(before, k, title=title, categories=categories)),
+                    ]
+                )
+        return pairs
+
+    key = "|".join(
+        [
+            province_code,
+            commune_code or "",
+            period.start.isoformat(),
+            period.end.isoformat(),
+            period.kind,
+            dimension or "",
+            str(k or 0),
+            str(get_locale() or "vi"),
+            ",".join(wanted),
+        ]
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return snapshots.cached_report(digest, province_code, compute)
+
+
+#: The views computed ahead of viewers (``refresh_stale``): the dashboard's default, this year by commune.
+DEFAULT_DIMENSION = "commune"
+
+
+def refresh_stale(now: date | None = None) -> int:
+    """Compute again, ahead of anyone asking, the dashboards' default views (this year by commune, suppressed and
+    not, in Vietnamese) of every province whose data changed since they were computed. Run by ``casework tick``.
+
+    :returns: how many views were computed.
+    """
+    from flask_babel import force_locale
+
+    from casework.stats.models import StatsVersion
+
+    year = (now or indicators.today()).year
+    wanted = [i.code for i in CATALOGUE]
+    k = current_app.config["CASEWORK_STATS_MIN_COUNT"]
+    computed = 0
+    provinces = list(db.session.scalars(select(StatsVersion.province_code).order_by(StatsVersion.province_code)))
+    for province_code in provinces:
+        for suppressed in (k, None):
+            with force_locale("vi"):
+                _, _, fresh = _computed(province_code, None, Period.year(year), DEFAULT_DIMENSION, wanted, suppressed)
+            computed += fresh
+    return computed
+
+
+def _key_out(value) -> object:
+    return value if value is None or isinstance(value, str | int) else str(value)
+
+
+def _dump(published: Published) -> dict:
+    """A published indicator as JSON for a snapshot (keys that are not text or numbers become text)."""
+    grid = published.grid
+    return {
+        "code": published.code,
+        "title": published.title,
+        "unit": published.unit,
+        "categories": published.categories,
+        "rows": [[_key_out(r), label] for r, label in grid.rows],
+        "columns": [[_key_out(c), label] for c, label in grid.columns],
+        "cells": [[_key_out(r), _key_out(c), v] for (r, c), v in grid.cells.items()],
+        "row_totals": [[_key_out(r), v] for r, v in grid.row_totals.items()],
+        "column_totals": [[_key_out(c), v] for c, v in grid.column_totals.items()],
+        "total": grid.total,
+        "shown": [[kind, _key_out(r), _key_out(c), v] for (kind, r, c), v in published.shown.items()],
+        "hidden": [[kind, _key_out(r), _key_out(c), why] for (kind, r, c), why in published.hidden.items()],
+    }
+
+
+def _load(data: dict) -> Published:
+    grid = Grid(
+        rows=[(r, label) for r, label in data["rows"]],
+        columns=[(c, label) for c, label in data["columns"]],
+        cells={(r, c): v for r, c, v in data["cells"]},
+        row_totals=dict(data["row_totals"]),
+        column_totals=dict(data["column_totals"]),
+        total=data["total"],
+    )
+    return Published(
+        code=data["code"],
+        title=data["title"],
+        unit=data["unit"],
+        grid=grid,
+        shown={(kind, r, c): v for kind, r, c, v in data["shown"]},
+        hidden={(kind, r, c): why for kind, r, c, why in data["hidden"]},
+        categories=data["categories"],
+    )
 
 
 def record_export(viewer: User, report_: Report, fmt: str) -> None:
