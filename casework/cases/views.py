@@ -8,11 +8,9 @@ it before anything is shown: every view of a child's identifying details is in t
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 import uuid
-from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
@@ -46,7 +44,7 @@ from casework.errors import Conflict, PermissionDenied, ValidationFailed
 from casework.extensions import db
 from casework.i18n import format_date, local_tz, parse_day
 from casework.locations.models import Commune
-from casework.security import files
+from casework.security import downloads
 from casework.security.files import StoredFile, UploadRefused
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -470,17 +468,6 @@ def upload_file(case_id: uuid.UUID):
     return _show(case, "files")
 
 
-def _attachment_header(name: str) -> tuple[str, dict[str, str]]:
-    """``Content-Disposition: attachment`` with an ASCII name and the full name in RFC 5987 form."""
-    try:
-        name.encode("ascii")
-    except UnicodeEncodeError:
-        simple = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
-        simple = simple.encode("ascii", "ignore").decode("ascii") or "file"
-        return "attachment", {"filename": simple, "filename*": f"UTF-8''{quote(name, safe='!#$&+-.^_`|~')}"}
-    return "attachment", {"filename": name}
-
-
 @bp.get("/<uuid:case_id>/files/<uuid:file_id>")
 def download_file(case_id: uuid.UUID, file_id: uuid.UUID):
     """Send an attachment of a case as a download; the download is recorded before the first byte leaves."""
@@ -488,19 +475,7 @@ def download_file(case_id: uuid.UUID, file_id: uuid.UUID):
     stored = db.session.get(StoredFile, file_id)
     if stored is None or stored.owner_type != "case" or stored.owner_id != str(case.id) or stored.deleted_at:
         abort(404)
-    name, content_type = stored.original_name or "file", stored.content_type
-    stream = files.open_stream(stored, actor=_actor())
-    try:
-        db.session.commit()
-    except BaseException:
-        stream.close()
-        raise
-    response = Response(stream, mimetype=content_type, direct_passthrough=True)
-    disposition, options = _attachment_header(name)
-    response.headers.set("Content-Disposition", disposition, **options)
-    response.headers["Content-Length"] = str(stream.size)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return downloads.send_stored(stored, _actor())
 
 
 @bp.post("/<uuid:case_id>/consents")

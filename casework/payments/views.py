@@ -24,7 +24,6 @@ from casework.auth.roles import FINANCE_OFFICER, PROVINCIAL_OFFICER, SOCIAL_WORK
 from casework.auth.second_factor import requires_fresh_second_factor
 from casework.cases import operations as case_operations
 from casework.cases.models import Case
-from casework.cases.views import _attachment_header
 from casework.dbtypes import utcnow
 from casework.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from casework.extensions import db
@@ -44,7 +43,7 @@ from casework.payments.forms import (
     SubmitForm,
 )
 from casework.payments.models import PaymentRequest, Programme
-from casework.security import files
+from casework.security import downloads
 from casework.security.files import StoredFile, UploadRefused
 
 bp = Blueprint("payments", __name__)
@@ -358,19 +357,7 @@ def download_receipt(payment_id: uuid.UUID, file_id: uuid.UUID):
     stored = db.session.get(StoredFile, file_id)
     if stored is None or stored.owner_type != "payment" or stored.owner_id != str(payment.id) or stored.deleted_at:
         abort(404)
-    name, content_type = stored.original_name or "file", stored.content_type
-    stream = files.open_stream(stored, actor=_actor())
-    try:
-        db.session.commit()
-    except BaseException:
-        stream.close()
-        raise
-    response = Response(stream, mimetype=content_type, direct_passthrough=True)
-    disposition, options = _attachment_header(name)
-    response.headers.set("Content-Disposition", disposition, **options)
-    response.headers["Content-Length"] = str(stream.size)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return downloads.send_stored(stored, _actor())
 
 
 @bp.post("/payments/<uuid:payment_id>/submit")

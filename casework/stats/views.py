@@ -23,7 +23,7 @@ from casework.errors import ValidationFailed
 from casework.extensions import db
 from casework.jobs.models import Job
 from casework.locations.models import Commune, Province
-from casework.security import files
+from casework.security import downloads
 from casework.stats import charts, operations, tasks  # tasks: registers the export job too
 from casework.stats.forms import DashboardForm
 from casework.stats.indicators import ALL, DIMENSION_LABELS
@@ -342,14 +342,4 @@ def download_export(job_id: uuid.UUID):
     if stored is None:
         abort(404)
     name = (job.result or {}).get("filename") or stored.original_name or "thong-ke"
-    stream = files.open_stream(stored, actor=_viewer())
-    try:
-        db.session.commit()
-    except BaseException:
-        stream.close()
-        raise
-    response = Response(stream, content_type=stored.content_type, direct_passthrough=True)
-    response.headers.set("Content-Disposition", "attachment", filename=name)
-    response.headers["Content-Length"] = str(stream.size)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return downloads.send_stored(stored, _viewer(), name=name)
