@@ -75,6 +75,11 @@ def _check_version(case: Case, version: Any) -> None:
         )
 
 
+def _records_of(model, case: Case, *order) -> list:
+    """The rows of ``model`` that belong to ``case``, in ``order``."""
+    return list(db.session.scalars(select(model).where(model.case_id == case.id).order_by(*order)))
+
+
 # --- workflow ---------------------------------------------------------------------------------------------------
 
 
@@ -261,9 +266,7 @@ _EFFECTS = {
 
 
 def transition_history(case: Case) -> list[CaseTransition]:
-    return list(
-        db.session.scalars(select(CaseTransition).where(CaseTransition.case_id == case.id).order_by(CaseTransition.at))
-    )
+    return _records_of(CaseTransition, case, CaseTransition.at)
 
 
 # --- assessment -------------------------------------------------------------------------------------------------
@@ -359,9 +362,7 @@ def record_assessment(case: Case, actor: User, data: Mapping[str, Any]) -> Asses
 
 def assessments_of(case: Case) -> list[Assessment]:
     """The case's assessments, oldest first: the risk of the child over time."""
-    return list(
-        db.session.scalars(select(Assessment).where(Assessment.case_id == case.id).order_by(Assessment.assessed_at))
-    )
+    return _records_of(Assessment, case, Assessment.assessed_at)
 
 
 # --- emergency measures ---------------------------------------------------------------------------------------
@@ -391,11 +392,7 @@ def record_emergency_measure(case: Case, actor: User, data: Mapping[str, Any]) -
 
 
 def emergency_measures_of(case: Case) -> list[EmergencyMeasure]:
-    return list(
-        db.session.scalars(
-            select(EmergencyMeasure).where(EmergencyMeasure.case_id == case.id).order_by(EmergencyMeasure.taken_at)
-        )
-    )
+    return _records_of(EmergencyMeasure, case, EmergencyMeasure.taken_at)
 
 
 # --- the support plan ---------------------------------------------------------------------------------------------
@@ -470,9 +467,7 @@ def save_plan(case: Case, actor: User, data: Mapping[str, Any]) -> SupportPlan:
 
 
 def plans_of(case: Case) -> list[SupportPlan]:
-    return list(
-        db.session.scalars(select(SupportPlan).where(SupportPlan.case_id == case.id).order_by(SupportPlan.cycle))
-    )
+    return _records_of(SupportPlan, case, SupportPlan.cycle)
 
 
 # --- services, monitoring -------------------------------------------------------------------------------------
@@ -561,13 +556,7 @@ def update_referral(service: ServiceRecord, actor: User, status: Any) -> Service
 
 
 def services_of(case: Case) -> list[ServiceRecord]:
-    return list(
-        db.session.scalars(
-            select(ServiceRecord)
-            .where(ServiceRecord.case_id == case.id)
-            .order_by(ServiceRecord.delivered_on, ServiceRecord.recorded_at)
-        )
-    )
+    return _records_of(ServiceRecord, case, ServiceRecord.delivered_on, ServiceRecord.recorded_at)
 
 
 def load_service(case: Case, service_id: uuid.UUID | str) -> ServiceRecord:
@@ -603,11 +592,7 @@ def record_visit(case: Case, actor: User, data: Mapping[str, Any]) -> Monitoring
 
 
 def visits_of(case: Case) -> list[MonitoringVisit]:
-    return list(
-        db.session.scalars(
-            select(MonitoringVisit).where(MonitoringVisit.case_id == case.id).order_by(MonitoringVisit.visited_on)
-        )
-    )
+    return _records_of(MonitoringVisit, case, MonitoringVisit.visited_on)
 
 
 # --- closure ----------------------------------------------------------------------------------------------------
@@ -691,11 +676,7 @@ def decide_closure(request: ClosureRequest, actor: User, *, approve: bool, note:
 
 
 def closure_requests_of(case: Case) -> list[ClosureRequest]:
-    return list(
-        db.session.scalars(
-            select(ClosureRequest).where(ClosureRequest.case_id == case.id).order_by(ClosureRequest.requested_at)
-        )
-    )
+    return _records_of(ClosureRequest, case, ClosureRequest.requested_at)
 
 
 def _plan_review_deadline(case: Case) -> datetime | None:
