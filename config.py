@@ -76,6 +76,7 @@ class Settings:
     workflows_dir: Path | None = None  # CASEWORK_WORKFLOWS_DIR (default: workflows/ in the checkout)
     reminder_hours: int = 24  # CASEWORK_REMINDER_HOURS (remind the assigned worker this long before a deadline)
     tick_minutes: int = 5  # CASEWORK_TICK_MINUTES (how often the rq scheduler runs the deadline check)
+    stats_stale_minutes: int = 15  # CASEWORK_STATS_STALE_MINUTES (the dashboard may show figures this old, saying so)
     stats_min_count: int = 5  # CASEWORK_STATS_MIN_COUNT (k: published counts from 1 to k-1 are hidden as "<k")
     payment_ceiling_vnd: int = 100_000_000  # CASEWORK_PAYMENT_CEILING_VND (the largest amount one request may ask)
     argon2_time_cost: int = 3
@@ -129,6 +130,7 @@ class Settings:
             "CASEWORK_TICK_MINUTES": self.tick_minutes,
             "CASEWORK_PAYMENT_CEILING_VND": self.payment_ceiling_vnd,
             "CASEWORK_STATS_MIN_COUNT": self.stats_min_count,
+            "CASEWORK_STATS_STALE_MINUTES": self.stats_stale_minutes,
             "CASEWORK_ARGON2_TIME_COST": self.argon2_time_cost,
             "CASEWORK_ARGON2_MEMORY_COST": self.argon2_memory_cost,
             "BABEL_DEFAULT_LOCALE": self.default_locale,
@@ -178,6 +180,10 @@ class Settings:
             raise ConfigError(f"CASEWORK_REAUTH_MINUTES must be at least 1, not {self.reauth_minutes}")
         if not 1 <= self.reminder_hours <= 24 * 30:
             raise ConfigError(f"CASEWORK_REMINDER_HOURS must be between 1 and 720, not {self.reminder_hours}")
+        if not 0 <= self.stats_stale_minutes <= 24 * 60:
+            raise ConfigError(
+                f"CASEWORK_STATS_STALE_MINUTES must be between 0 and 1440, not {self.stats_stale_minutes}"
+            )
         if not 2 <= self.stats_min_count <= 100:
             raise ConfigError(f"CASEWORK_STATS_MIN_COUNT must be between 2 and 100, not {self.stats_min_count}")
         if self.payment_ceiling_vnd < 1:
@@ -223,6 +229,7 @@ def load(name: str | None = None) -> Settings:
         tick_minutes=_env_int("TICK_MINUTES", 5),
         payment_ceiling_vnd=_env_int("PAYMENT_CEILING_VND", 100_000_000),
         stats_min_count=_env_int("STATS_MIN_COUNT", 5),
+        stats_stale_minutes=_env_int("STATS_STALE_MINUTES", 15),
         secure_cookies=name == "production",
         testing=name == "testing",
     )

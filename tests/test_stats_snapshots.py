@@ -110,3 +110,28 @@ def test_the_tick_computes_the_default_dashboards_of_changed_provinces_once(app,
     before = db.session.scalar(select(func.count()).select_from(StatsSnapshot))
     operations.report(officer, "22", Period.year(today().year), dimension="commune")
     assert db.session.scalar(select(func.count()).select_from(StatsSnapshot)) == before  # the viewer found it ready
+
+
+def test_the_dashboard_may_show_recent_figures_saying_when_but_downloads_are_current(app, make_user):
+    from datetime import timedelta
+
+    from casework.dbtypes import utcnow
+
+    worker = make_user("social_worker", communes=("06970",))
+    officer = make_user("provincial_officer", province="22")
+    case_operations.open_case(case_operations.validate_intake(intake(1), worker), worker)
+    db.session.commit()
+    assert operations.report(officer, "22", YEAR, codes=["new_cases"], allow_recent=True).indicators[0][0].total == 1
+    case_operations.open_case(case_operations.validate_intake(intake(2), worker), worker)
+    db.session.commit()
+    # The dashboard may keep the figures of a minute ago (it says when they were computed) ...
+    recent = operations.report(officer, "22", YEAR, codes=["new_cases"], allow_recent=True)
+    assert recent.indicators[0][0].total == 1
+    # ... downloads, the API and the CLI never do.
+    assert new_cases_total(officer) == 2
+    # Figures older than CASEWORK_STATS_STALE_MINUTES are computed again, for the dashboard too.
+    db.session.execute(StatsSnapshot.__table__.update().values(computed_at=utcnow() - timedelta(minutes=16)))
+    db.session.commit()
+    case_operations.open_case(case_operations.validate_intake(intake(3), worker), worker)
+    db.session.commit()
+    assert operations.report(officer, "22", YEAR, codes=["new_cases"], allow_recent=True).indicators[0][0].total == 3

@@ -234,8 +234,13 @@ def report(
     commune_code: str | None = None,
     dimension: str | None = None,
     codes: Iterable[str] | None = None,
+    allow_recent: bool = False,
 ) -> Report:
-    """The indicators ``viewer`` may see for the scope, suppressed as their role requires, with the previous period."""
+    """The indicators ``viewer`` may see for the scope, suppressed as their role requires, with the previous period.
+
+    :param allow_recent: figures computed in the last ``CASEWORK_STATS_STALE_MINUTES`` may be used even if the
+        province changed since (the dashboard, which then says when they were computed); otherwise they are current.
+    """
     province, commune = check_scope(viewer, province_code, commune_code)
     if dimension is not None and dimension not in DIMENSIONS:
         problems = Problems()
@@ -245,7 +250,16 @@ def report(
     k = min_count(viewer, province_code)
     out = Report(province, commune, period, period.previous(), dimension, k or 0, k is not None)
 
-    payload, computed_at, _ = _computed(province_code, commune_code, period, dimension, wanted, k)
+    minutes = current_app.config["CASEWORK_STATS_STALE_MINUTES"] if allow_recent else 0
+    payload, computed_at, _ = _computed(
+        province_code,
+        commune_code,
+        period,
+        dimension,
+        wanted,
+        k,
+        max_age=timedelta(minutes=minutes) if minutes else None,
+    )
     out.indicators = [(_load(current), _load(previous)) for current, previous in payload]
     out.generated_at = computed_at
     return out
@@ -258,6 +272,8 @@ def _computed(
     dimension: str | None,
     wanted: list[str],
     k: int | None,
+    *,
+    max_age: timedelta | None = None,
 ) -> tuple[list, datetime, bool]:
     """The published pairs (current, previous) of ``wanted`` for the scope, from a current snapshot or computed
     (and when, and whether just now)."""
@@ -294,7 +310,7 @@ def _computed(
         ]
     )
     digest = hashlib.sha256(key.encode()).hexdigest()
-    return snapshots.cached_report(digest, province_code, compute)
+    return snapshots.cached_report(digest, province_code, compute, max_age=max_age)
 
 
 #: The views computed ahead of viewers (``refresh_stale``): the dashboard's default, this year by commune.

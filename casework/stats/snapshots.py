@@ -12,7 +12,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
@@ -110,13 +110,17 @@ def current_version(province_code: str) -> int:
     return db.session.scalar(select(StatsVersion.version).where(StatsVersion.province_code == province_code)) or 0
 
 
-def cached_report(key: str, province_code: str, compute: Callable[[], dict]) -> tuple[dict, datetime, bool]:
+def cached_report(
+    key: str, province_code: str, compute: Callable[[], dict], *, max_age: timedelta | None = None
+) -> tuple[dict, datetime, bool]:
     """The payload stored under ``key`` if still current, else ``compute()``'s, stored for next time.
 
     ``compute`` runs where the indicators read (the replica, when one is configured), and the snapshot is tagged
     with the province's number as *that* database has it: a replica that lags behind tags its figures with the older
     number, so they are computed again once it has caught up, never kept as current.
 
+    :param max_age: a snapshot computed before the province's latest change is still used while it is younger than
+        this (the caller says "as of" when): the dashboard's choice; exports and the API pass None.
     :returns: the payload, when it was computed, and whether it was computed now.
     """
     from casework.stats.indicators import reading_from_replica
@@ -124,6 +128,8 @@ def cached_report(key: str, province_code: str, compute: Callable[[], dict]) -> 
     version = current_version(province_code)
     found = db.session.scalar(select(StatsSnapshot).where(StatsSnapshot.key == key))
     if found is not None and found.version == version:
+        return found.payload, found.computed_at, False
+    if found is not None and max_age is not None and datetime.now(UTC) - found.computed_at < max_age:
         return found.payload, found.computed_at, False
     started = time.perf_counter()
     with reading_from_replica() as reader:

@@ -183,7 +183,9 @@ def _charts(viewer: User, form: DashboardForm, province_code: str, period, repor
         if report_.dimension == "commune":
             chosen = next(current for current, _ in report_.indicators if current.code == code)
         else:
-            by_commune = operations.report(viewer, province_code, period, dimension="commune", codes=[code])
+            by_commune = operations.report(
+                viewer, province_code, period, dimension="commune", codes=[code], allow_recent=True
+            )
             chosen = by_commune.indicators[0][0]
         out["communes_title"] = chosen.title
         out["communes_suppressed"] = chosen.suppressed
@@ -237,7 +239,12 @@ def dashboard():
     try:
         period = form.period()
         report_ = operations.report(
-            viewer, province_code, period, commune_code=form.commune_code, dimension=form.dimension
+            viewer,
+            province_code,
+            period,
+            commune_code=form.commune_code,
+            dimension=form.dimension,
+            allow_recent=True,
         )
         series = operations.monthly_series(viewer, province_code, period, form.commune_code)
     except ValidationFailed as exc:
