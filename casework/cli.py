@@ -255,6 +255,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
+            # The path without its query string: a search's query holds a child's name, which no log may keep.
+            self.cfg.set("access_log_format", '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms')
             self.cfg.set("timeout", 60)
             self.cfg.set("post_fork", _post_fork)
 
