@@ -123,3 +123,15 @@ def choice(value: Any, allowed: tuple[str, ...], problems: Problems, name: str, 
         problems.add(name, "invalid_choice", _l("Unknown value."))
         return None
     return value
+
+
+def past_day(value: Any, problems: Problems, name: str) -> date | None:
+    """A required day (dd/mm/yyyy or ISO) that is not after today in Vietnam: when something was done."""
+    if value in (None, ""):
+        problems.add(name, "required", _l("This field is required."))
+        return None
+    found = day(value, problems, name)
+    if found is not None and found > datetime.now(local_tz()).date():
+        problems.add(name, "in_future", _l("This date is in the future."))
+        return None
+    return found

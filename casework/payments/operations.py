@@ -586,12 +586,7 @@ def disburse(payment: PaymentRequest, actor: User, data: Mapping[str, Any]) -> D
     if not may_disburse(actor, payment):
         raise PermissionDenied(_l("Payments are recorded by a finance officer or a supervisor."))
     problems = Problems()
-    paid_on = checks.day(data.get("paid_on"), problems, "paid_on")
-    today = utcnow().astimezone(local_tz()).date()
-    if data.get("paid_on") in (None, ""):
-        problems.add("paid_on", "required", _l("This field is required."))
-    elif paid_on is not None and paid_on > today:
-        problems.add("paid_on", "in_future", _l("This date is in the future."))
+    paid_on = checks.past_day(data.get("paid_on"), problems, "paid_on")
     method = checks.choice(data.get("method"), PAYEE_METHODS, problems, "method")
     reference = checks.text(data.get("reference"), problems, "reference", limit=200)
     if method == "bank" and not reference:

@@ -478,13 +478,8 @@ def record_service(case: Case, actor: User, data: Mapping[str, Any]) -> ServiceR
     _require_act(actor, case)
     _require_open(case)
     problems = Problems()
-    today = utcnow().astimezone(local_tz()).date()
     service_type = checks.code(data.get("service_type"), "service_types", problems, "service_type", required=True)
-    delivered_on = checks.day(data.get("delivered_on"), problems, "delivered_on")
-    if data.get("delivered_on") in (None, ""):
-        problems.add("delivered_on", "required", _l("This field is required."))
-    elif delivered_on is not None and delivered_on > today:
-        problems.add("delivered_on", "in_future", _l("This date is in the future."))
+    delivered_on = checks.past_day(data.get("delivered_on"), problems, "delivered_on")
     duration = checks.whole(data.get("duration_minutes"), problems, "duration_minutes", low=1, high=10080)
     outcome = checks.choice(data.get("outcome") or "completed", SERVICE_OUTCOMES, problems, "outcome")
     referral_status = checks.choice(
@@ -575,11 +570,7 @@ def record_visit(case: Case, actor: User, data: Mapping[str, Any]) -> Monitoring
     _require_act(actor, case)
     _require_open(case)
     problems = Problems()
-    visited_on = checks.day(data.get("visited_on"), problems, "visited_on")
-    if data.get("visited_on") in (None, ""):
-        problems.add("visited_on", "required", _l("This field is required."))
-    elif visited_on is not None and visited_on > utcnow().astimezone(local_tz()).date():
-        problems.add("visited_on", "in_future", _l("This date is in the future."))
+    visited_on = checks.past_day(data.get("visited_on"), problems, "visited_on")
     outcome = checks.choice(data.get("outcome"), VISIT_OUTCOMES, problems, "outcome")
     notes = checks.text(data.get("notes"), problems, "notes")
     problems.raise_if_any()
