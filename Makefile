@@ -10,7 +10,7 @@ DEMO_CASES ?= 300
 BENCH_CASES ?= 100000
 BENCH_STATS_CASES ?= 1000000
 
-.PHONY: serve test lint format install translations bench clean
+.PHONY: serve test lint format install translations bench restore-test clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
@@ -45,6 +45,13 @@ bench: install
 	@scripts/ensure-test-services.sh
 	BENCH_CASES=$(BENCH_CASES) $(BIN)/python -m bench.search_bench
 	BENCH_STATS_CASES=$(BENCH_STATS_CASES) $(BIN)/python -m bench.stats_bench
+
+# Back up a demo database as docs/OPERATIONS.md says, restore it on a fresh PostgreSQL 15 with the key backup, check
+# the audit trail and decrypt a sample (same fingerprint as the source); another master key must be refused.
+# RESTORE_ARGS="--dump F --key-backup F --files DIR --checkpoints F --passphrase-file F" restores a real backup.
+restore-test: install
+	@scripts/ensure-test-services.sh
+	$(BIN)/python scripts/restore_test.py $(RESTORE_ARGS)
 
 # Extract messages, merge them into the Vietnamese and English catalogues, compile.
 translations: install

@@ -52,7 +52,7 @@ def ensure_instance(settings: casework_config.Settings) -> list[str]:
     return created
 
 
-@main.command("init")
+@main.command("init", with_appcontext=False)  # it creates what the app needs to start
 def init_command() -> None:
     """Create or upgrade the database, load administrative units, create the instance folder and key file."""
     try:
@@ -232,6 +232,14 @@ def units_merge(commune: str, into: str, on) -> None:
         raise click.ClickException("; ".join(str(m) for ms in exc.errors.values() for m in ms)) from None
     db.session.commit()
     click.echo(f"{commune} merged into {into} from {on:%d/%m/%Y}")
+
+
+# --- keys: on the command itself, not the app's, so that `keys import-backup` restores a server whose app cannot
+# start yet (production refuses to start without its master key file) ---------------------------------------------
+
+from casework.security.cli import keys_group  # noqa: E402 - grouped with its section
+
+main.add_command(keys_group)
 
 
 # --- serve, worker ------------------------------------------------------------------------------------------------
