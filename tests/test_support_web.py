@@ -83,6 +83,10 @@ def test_the_procedure_page_shows_the_stage_its_deadline_and_the_next_steps_and_
     html = page_of(client, case)
     assert "Tiếp nhận thông báo" in html  # the stage's label from workflows/default.toml
     assert "Bắt đầu đánh giá nguy cơ ban đầu" in html  # an open step
+    # The tab's title is the page's name and the case number, and the forms to print are listed once, in the page.
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    assert "<" not in title and case.case_number in title
+    assert html.count('id="forms-title"') == 1
     # Closing is shown closed, with its reason.
     assert vi("Closing needs a reason.") in html
     assert db.session.scalar(
