@@ -76,6 +76,7 @@ class Settings:
     workflows_dir: Path | None = None  # CASEWORK_WORKFLOWS_DIR (default: workflows/ in the checkout)
     reminder_hours: int = 24  # CASEWORK_REMINDER_HOURS (remind the assigned worker this long before a deadline)
     tick_minutes: int = 5  # CASEWORK_TICK_MINUTES (how often the rq scheduler runs the deadline check)
+    job_lease_seconds: int = 120  # CASEWORK_JOB_LEASE_SECONDS (a job whose worker is silent this long is run again)
     stats_stale_minutes: int = 15  # CASEWORK_STATS_STALE_MINUTES (the dashboard may show figures this old, saying so)
     stats_min_count: int = 5  # CASEWORK_STATS_MIN_COUNT (k: published counts from 1 to k-1 are hidden as "<k")
     payment_ceiling_vnd: int = 100_000_000  # CASEWORK_PAYMENT_CEILING_VND (the largest amount one request may ask)
@@ -128,6 +129,7 @@ class Settings:
             "CASEWORK_WORKFLOWS_DIR": str(self.workflows_dir or Path(__file__).resolve().parent / "workflows"),
             "CASEWORK_REMINDER_HOURS": self.reminder_hours,
             "CASEWORK_TICK_MINUTES": self.tick_minutes,
+            "CASEWORK_JOB_LEASE_SECONDS": self.job_lease_seconds,
             "CASEWORK_PAYMENT_CEILING_VND": self.payment_ceiling_vnd,
             "CASEWORK_STATS_MIN_COUNT": self.stats_min_count,
             "CASEWORK_STATS_STALE_MINUTES": self.stats_stale_minutes,
@@ -190,6 +192,8 @@ class Settings:
             raise ConfigError(f"CASEWORK_PAYMENT_CEILING_VND must be at least 1, not {self.payment_ceiling_vnd}")
         if not 1 <= self.tick_minutes <= 24 * 60:
             raise ConfigError(f"CASEWORK_TICK_MINUTES must be between 1 and 1440, not {self.tick_minutes}")
+        if not 2 <= self.job_lease_seconds <= 24 * 3600:
+            raise ConfigError(f"CASEWORK_JOB_LEASE_SECONDS must be between 2 and 86400, not {self.job_lease_seconds}")
 
 
 def load(name: str | None = None) -> Settings:
@@ -227,6 +231,7 @@ def load(name: str | None = None) -> Settings:
         workflows_dir=Path(workflows_dir).resolve() if workflows_dir else None,
         reminder_hours=_env_int("REMINDER_HOURS", 24),
         tick_minutes=_env_int("TICK_MINUTES", 5),
+        job_lease_seconds=_env_int("JOB_LEASE_SECONDS", 120),
         payment_ceiling_vnd=_env_int("PAYMENT_CEILING_VND", 100_000_000),
         stats_min_count=_env_int("STATS_MIN_COUNT", 5),
         stats_stale_minutes=_env_int("STATS_STALE_MINUTES", 15),

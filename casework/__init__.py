@@ -72,6 +72,11 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["CASEWORK_REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    if app.config["CASEWORK_REDIS_URL"]:
+        # Redis down: sign-in stays limited, per process in memory, until Redis answers again; never a 500.
+        app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+        app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
     limiter.init_app(app)
 
     # Audit trail: request ids (before any other before_request hook), automatic events. --------------------------

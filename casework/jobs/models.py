@@ -1,4 +1,10 @@
-"""A row per background job, so a page can show its progress and a crash leaves a trace."""
+"""A row per background job, so a page can show its progress and a crash leaves a trace.
+
+Three columns let a job outlive a worker killed half-way or a Redis that was down (see :mod:`casework.jobs`):
+``queue_id`` names the rq job of the latest hand-over to the queue (only that one may run the job),
+``enqueued_at`` says when Redis took it (None while it could not), and ``lease_expires_at`` is how long the
+attempt holding the job (the launcher handing it over, then the worker running it) is trusted without news.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +41,15 @@ class Job(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queue_id: Mapped[str | None] = mapped_column(String(80))
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def done(self) -> bool:
         return self.status in {"finished", "failed"}
+
+    @property
+    def waiting_for_queue(self) -> bool:
+        """The job is recorded but Redis could not take it yet: it starts once the queue is back."""
+        return self.status == "queued" and self.queue_id is not None and self.enqueued_at is None

@@ -51,5 +51,8 @@ def reload_units():
     if not EmptyForm().validate_on_submit():
         abort(400)
     job = jobs.launch("locations.reload_units", actor=current_user)
-    flash(_l("The job has started."), "info")
+    if job.waiting_for_queue:
+        flash(job.message, "warning")  # Redis is down: the job is kept and starts by itself when it is back
+    else:
+        flash(_l("The job has started."), "info")
     return redirect(url_for("jobs.show_job", job_id=job.id))

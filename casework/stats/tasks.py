@@ -7,7 +7,10 @@ one (reporting progress), writes the CSV or XLSX into the encrypted file store, 
 export in the audit trail. Only the user who started it may download it, and the download is audited too.
 
 The job takes the user's id and plain values, and applies that user's scope and suppression when it runs: a user
-who lost the right to the province in between gets a failed job, not a file. Running it twice stores one file.
+who lost the right to the province in between gets a failed job, not a file. Running it twice stores one file: the
+file's row, its audit events and the job's end are committed together, so a worker killed before the end leaves no
+row (at most a file no row names, which :func:`casework.security.files.sweep_orphans` removes), and the next attempt
+finds the file of an attempt that did finish.
 """
 
 from __future__ import annotations
