@@ -602,3 +602,23 @@ def test_a_social_workers_own_intake_is_assigned_to_them(open_case, worker, supe
     ]
     theirs = open_case(actor=supervisor, child__national_id=None, child__full_name="Hà Văn Tú")
     assert theirs.assigned_to_id is None  # a supervisor's intake waits to be assigned
+
+
+def test_a_caseload_lists_overdue_first_then_by_deadline_cases_without_one_last(open_case, worker):
+    from datetime import timedelta
+
+    from casework.cases import search
+
+    cases = [open_case() for _ in range(5)]
+    soon, later, none_old, none_new, closed = cases
+    base = NOW + timedelta(days=1)
+    soon.next_deadline_at, later.next_deadline_at = base - timedelta(days=3), base + timedelta(days=3)
+    none_old.next_deadline_at = none_new.next_deadline_at = None
+    none_old.received_at, none_new.received_at = NOW - timedelta(days=9), NOW - timedelta(days=1)
+    closed.next_deadline_at = base - timedelta(days=30)
+    closed.closed_at, closed.closure_reason = NOW, "goals_met"
+    for case in cases:
+        case.assigned_to_id = worker.id
+    db.session.commit()
+    assert [c.id for c in search.caseload(worker)] == [soon.id, later.id, none_new.id, none_old.id]
+    assert [c.id for c in search.caseload(worker, limit=3)] == [soon.id, later.id, none_new.id]

@@ -309,6 +309,29 @@ def test_home_page_of_a_worker_lists_their_open_cases(client, worker, make_case)
     assert case.case_number in page and "Vũ Minh Khang" in page
 
 
+def test_a_long_caseload_lists_the_most_urgent_counts_them_all_and_links_to_the_rest(client, worker, make_case):
+    from datetime import timedelta
+
+    from casework.dbtypes import utcnow
+    from casework.main.views import HOME_CASELOAD
+
+    cases = [make_case(worker, full_name=f"Trẻ Số {n}") for n in range(HOME_CASELOAD + 3)]
+    now = utcnow()
+    for n, case in enumerate(cases):
+        case.assigned_to_id = worker.id
+        case.next_deadline_at = now + timedelta(days=n - 2, hours=1)  # two of them past their deadline
+    db.session.commit()
+    signed_in(client, worker)
+    page = client.get("/").get_data(as_text=True)
+    assert f"{HOME_CASELOAD + 3} hồ sơ đang mở" in page and "2 quá hạn" in page
+    listed = [c for c in cases if c.case_number in page]
+    assert listed == cases[:HOME_CASELOAD]  # the most urgent first; the three with the latest deadlines wait
+    link = re.search(r'<a href="(/cases/\?worker=[^"]+)">[^<]*' + str(HOME_CASELOAD + 3), page)
+    assert link, "no link to the whole caseload"
+    pages = [client.get(link.group(1) + f"&page={n}").get_data(as_text=True) for n in (1, 2, 3)]
+    assert all(any(c.case_number in p for p in pages) for c in cases)  # the search lists all of them, paged
+
+
 def test_home_page_of_a_supervisor_shows_the_team_and_unassigned_cases(client, worker, supervisor, make_case):
     make_case(worker)
     unassigned = make_case(supervisor, full_name="Đỗ Thị Mai")  # a supervisor's intake is not assigned

@@ -192,6 +192,19 @@ def test_name_search_needs_every_word(app):
     assert find(Child.full_name, "nguyen thi lan") == set()
 
 
+@pytest.mark.parametrize("bound", [1, 2, 100])  # every word common; the family and middle name common; none
+def test_common_words_widen_the_candidates_never_the_matches(app, monkeypatch, bound):
+    monkeypatch.setattr(fields, "COMMON_TERM_ROWS", bound)
+    an = make_child(full_name="Nguyễn Văn An")
+    make_child(full_name="Nguyễn Văn Bình")
+    make_child(full_name="Nguyễn Thị An")
+    make_child(full_name="Trần Văn Cường")
+    candidates = set(db.session.scalars(fields.candidate_ids(Child.full_name, "nguyen van an")))
+    assert an.id in candidates
+    assert find(Child.full_name, "nguyen van an") == {an.id}
+    assert find(Child.full_name, "an van") == {an.id}
+
+
 def test_id_and_phone_search_are_exact_on_digits(app):
     child = make_child(national_id="001214003456", guardian_phone="0912 345 678")
     assert find(Child.national_id, "001-214-003-456") == {child.id}

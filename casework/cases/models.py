@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -104,6 +105,16 @@ class Case(db.Model):
         CheckConstraint("(closed_at IS NULL) = (closure_reason IS NULL)", name="closure_has_reason"),
         Index("ix_cases_scope_deadline", "commune_code", "closed_at", "next_deadline_at"),
         Index("ix_cases_assigned_open", "assigned_to_id", "closed_at"),
+        # A worker's caseload in its order (casework.cases.search.DEADLINE_ORDER), open cases only. PostgreSQL only:
+        # SQLite takes no NULLS LAST in an index, and its embedded databases are a commune's, small enough to sort.
+        Index(
+            "ix_cases_caseload",
+            "assigned_to_id",
+            text("next_deadline_at ASC NULLS LAST"),
+            text("received_at DESC"),
+            postgresql_where=text("closed_at IS NULL"),
+            postgresql_include=["commune_code"],  # the counts of a caseload, scope included, from the index alone
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

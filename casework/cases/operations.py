@@ -382,7 +382,7 @@ def find_duplicates(
                 Child.id.in_(ids), Child.birth_year == birth_year, Child.province_code == province_code
             )
             wanted = sorted(words(full_name))
-            for child in db.session.scalars(stmt.limit(50)):
+            for child in db.session.scalars(stmt.limit(500)):  # candidates may hold rows of rarer words only
                 if child.id not in found and sorted(words(child.full_name or "")) == wanted:
                     found[child.id] = "likely"
     found.pop(exclude_child, None)

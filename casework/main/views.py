@@ -11,7 +11,6 @@ from casework.auth.models import User
 from casework.auth.roles import FINANCE_OFFICER, PROVINCIAL_OFFICER, ROLES, SOCIAL_WORKER, SUPERVISOR
 from casework.cases import operations as case_operations
 from casework.cases import search as case_search
-from casework.dbtypes import utcnow
 from casework.extensions import db
 from casework.jobs import redis_connection
 from casework.locations.models import Commune, Province
@@ -44,15 +43,20 @@ def home():
 
 #: How many cases a home page lists before it links to the full search.
 HOME_LIST = 10
+#: How many of a worker's open cases their home page lists, the most urgent first; the counts above the list are of
+#: all of them, and the search lists the rest page by page.
+HOME_CASELOAD = 50
 
 
 def _caseload_context(user: User) -> dict:
     """What a record role's home page shows: a worker's open cases, a supervisor's team, the overdue cases."""
     if user.role == SOCIAL_WORKER:
-        caseload = case_search.caseload(user)
-        now = utcnow()
-        late = sum(1 for case in caseload if case.next_deadline_at is not None and case.next_deadline_at < now)
-        return {"caseload": caseload, "overdue_count": late}
+        total, late = case_search.caseload_counts(user)
+        return {
+            "caseload": case_search.caseload(user, limit=HOME_CASELOAD),
+            "open_count": total,
+            "overdue_count": late,
+        }
     if user.role == SUPERVISOR:
         return {
             "team": case_search.team_caseload(user),

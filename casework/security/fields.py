@@ -32,7 +32,21 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid, delete, event, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    delete,
+    event,
+    func,
+    intersect,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -219,7 +233,10 @@ class BlindIndexEntry(db.Model):
     """One term of one encrypted value: which row of which column holds a value with this (truncated) HMAC."""
 
     __tablename__ = "blind_index_entries"
-    __table_args__ = (Index("ix_blind_index_lookup", "table_name", "column_name", "key_id", "term"),)
+    # On PostgreSQL the row id rides along, so that a term's rows are read from the index alone (candidate_ids).
+    __table_args__ = (
+        Index("ix_blind_index_lookup", "table_name", "column_name", "key_id", "term", postgresql_include=["row_id"]),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     table_name: Mapped[str] = mapped_column(String(64))
@@ -272,10 +289,16 @@ def _maintain_blind_indexes(session: Session, _context, _instances) -> None:
             )
 
 
-def candidate_ids(field: Encrypted, query: str):
-    """A SELECT of the row ids whose value may match ``query`` (every query token present), or None.
+#: Above this many rows a search token is "common": the candidates come from the rarer tokens alone (candidate_ids).
+COMMON_TERM_ROWS = 5000
 
-    Truncated terms collide, so every candidate must be confirmed with :func:`confirm` after decryption.
+
+def candidate_ids(field: Encrypted, query: str):
+    """A SELECT of the row ids whose value may match ``query``, or None: rows holding every query token, or, when
+    some tokens are common, every rarer one.
+
+    Truncated terms collide and common tokens are skipped, so every candidate must be confirmed with
+    :func:`confirm` after decryption.
     """
     if not field.index:
         raise ValueError(f"{field.name} has no blind index")
@@ -284,19 +307,33 @@ def candidate_ids(field: Encrypted, query: str):
         return None
     ring = keyring()
     key_ids = ring.key_ids()
-    stmt = select(BlindIndexEntry.row_id).distinct()
-    conditions = []
-    for token in wanted:
+
+    def rows_with(token: str):
         per_key = [
             (BlindIndexEntry.key_id == kid) & (BlindIndexEntry.term == field._term(token, kid)) for kid in key_ids
         ]
-        sub = select(BlindIndexEntry.row_id).where(
+        return select(BlindIndexEntry.row_id).where(
             BlindIndexEntry.table_name == field.table, BlindIndexEntry.column_name == field.column, or_(*per_key)
         )
-        conditions.append(BlindIndexEntry.row_id.in_(sub))
-    return stmt.where(
-        BlindIndexEntry.table_name == field.table, BlindIndexEntry.column_name == field.column, *conditions
-    )
+
+    selects = [rows_with(token) for token in dict.fromkeys(wanted)]
+    if len(selects) == 1:
+        return selects[0].distinct()
+    # A token as common as a family name (Nguyễn is every third child) would cost a scan of a large part of the
+    # index. Count each token's rows up to a bound first (index-only, so cheap) and intersect only the tokens under
+    # it: the candidates are then a superset of the matches, which confirm() narrows after decryption anyway. Only
+    # when every token is that common does the intersection read them all.
+    rare = [
+        stmt
+        for stmt in selects
+        if db.session.scalar(select(func.count()).select_from(stmt.limit(COMMON_TERM_ROWS + 1).subquery()))
+        <= COMMON_TERM_ROWS
+    ]
+    chosen = rare or selects
+    if len(chosen) == 1:
+        return chosen[0].distinct()
+    # One index-only scan per token (ix_blind_index_lookup carries the row id on PostgreSQL), intersected.
+    return select(intersect(*chosen).subquery().c.row_id)
 
 
 def confirm(field: Encrypted, value: Any, query: str) -> bool:
