@@ -39,6 +39,10 @@ from dataclasses import dataclass, field
 
 PRIMARY = "primary"
 COMPLEMENT = "complement"
+#: Complements are added one per round; a table that still gives counts away after this many rounds, or whose
+#: exposed counts have not gone down for STALLED_ROUNDS rounds, has every count hidden instead (:func:`suppress`).
+MAX_ROUNDS = 60
+STALLED_ROUNDS = 12
 
 Key = tuple[
     str, Hashable, Hashable
@@ -109,14 +113,30 @@ def suppress(grid: Grid, k: int) -> dict[Key, str]:
     if not hidden:
         return hidden
     lines = _lines(grid)
-    while True:
+    fewest, stalled = None, 0
+    for _round in range(MAX_ROUNDS):
         _single_members(grid, lines, hidden)
         exposed = [(key, line) for key, line in _worked_out(grid, lines, hidden, k).items() if grid.value(key)]
         if not exposed:
             return hidden
+        if fewest is None or len(exposed) < fewest:
+            fewest, stalled = len(exposed), 0
+        else:
+            stalled += 1
+            if stalled >= STALLED_ROUNDS:
+                break
         key, line = exposed[0]  # one at a time: a complement often protects several numbers
         if not _protect(lines, hidden, key, line):
             return dict.fromkeys(hidden, COMPLEMENT)  # everything is hidden and the marks still tell: see above
+    # A table of small counts scattered over many zeros (a province's first cases by commune) can take hundreds of
+    # complements, one round each, most of them zeros that protect nothing: give up and hide every count.
+    return _every_count(grid, hidden)
+
+
+def _every_count(grid: Grid, hidden: dict[Key, str]) -> dict[Key, str]:
+    """Every non-zero number of the table hidden, as complements: the lines then publish only zeros, whose sums a
+    reader can scale as far as they like, so no hidden number has a single possible value."""
+    return {key: COMPLEMENT for key in grid.members() if grid.value(key)} | dict.fromkeys(hidden, COMPLEMENT)
 
 
 def recoverable(grid: Grid, hidden: dict[Key, str], k: int | None = None) -> list[Key]:
