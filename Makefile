@@ -10,7 +10,7 @@ DEMO_CASES ?= 300
 BENCH_CASES ?= 100000
 BENCH_STATS_CASES ?= 1000000
 
-.PHONY: serve test lint format install translations bench restore-test clean
+.PHONY: serve test lint format install translations bench soak restore-test clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
@@ -45,6 +45,15 @@ bench: install
 	@scripts/ensure-test-services.sh
 	BENCH_CASES=$(BENCH_CASES) $(BIN)/python -m bench.search_bench
 	BENCH_STATS_CASES=$(BENCH_STATS_CASES) $(BIN)/python -m bench.stats_bench
+
+# The long versions of the load and hostile-input tests: 50 users for CASEWORK_SOAK_SECONDS (600); schemathesis
+# with 200 new examples per operation; sqlmap with time-based techniques, level 3, risk 2.
+SOAK_SECONDS ?= 600
+soak: install
+	@scripts/ensure-test-services.sh
+	CASEWORK_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -p no:cacheprovider -m soak tests/test_load_faults.py
+	CASEWORK_FUZZ_EXAMPLES=200 CASEWORK_FUZZ_RANDOM=1 CASEWORK_SQLMAP_TECHNIQUE=BEUST CASEWORK_SQLMAP_LEVEL=3 \
+		CASEWORK_SQLMAP_RISK=2 $(BIN)/python -m pytest -p no:cacheprovider tests/test_hostile_api.py tests/test_sqlmap.py
 
 # Back up a demo database as docs/OPERATIONS.md says, restore it on a fresh PostgreSQL 15 with the key backup, check
 # the audit trail and decrypt a sample (same fingerprint as the source); another master key must be refused.
