@@ -39,12 +39,14 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format casework tests bench config.py scripts
 
-# Search and caseload latency with BENCH_CASES demo cases, and a province's statistics with BENCH_STATS_CASES, each
-# on a throw-away PostgreSQL 15 beside a hand-written baseline; both write bench/RESULTS.md.
+# Search and caseload latency with BENCH_CASES demo cases, a province's statistics with BENCH_STATS_CASES, and the
+# pages under concurrent load (gunicorn, locust) with BENCH_CASES, each on a throw-away PostgreSQL 15 beside a
+# baseline measured in the same run; all three write their section of bench/RESULTS.md.
 bench: install
 	@scripts/ensure-test-services.sh
 	BENCH_CASES=$(BENCH_CASES) $(BIN)/python -m bench.search_bench
 	BENCH_STATS_CASES=$(BENCH_STATS_CASES) $(BIN)/python -m bench.stats_bench
+	BENCH_CASES=$(BENCH_CASES) $(BIN)/python -m bench.load_bench
 
 # The long versions of the load and hostile-input tests: 50 users for CASEWORK_SOAK_SECONDS (600); schemathesis
 # with 200 new examples per operation; sqlmap with time-based techniques, level 3, risk 2.

@@ -49,6 +49,8 @@ from flask.testing import FlaskClient
 from flask_login import current_user
 from sqlalchemy import Column, Index, MetaData, SmallInteger, String, Table, Text, Uuid, func, insert, select, text
 
+from bench.results import SEARCH, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("RESULTS.md")
 WARMUP = 20
@@ -543,11 +545,8 @@ def write_results(
     for row in rows:
         lines.append(f"- {row.label}: {row.casework.mean:.1f} / {row.baseline.mean:.1f} ms; {row.note}")
     lines += ["", "What each side does: bench/README.md.", ""]
-    # The statistics benchmark keeps its own section at the end of the same file.
-    marker = "<!-- stats bench -->"
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    kept = marker + existing.split(marker, 1)[1] if marker in existing else ""
-    path.write_text("\n".join(lines) + ("\n\n" + kept if kept else ""))
+    # The statistics and load benchmarks keep their own sections of the same file.
+    write_section(path, SEARCH, "\n".join(lines))
 
 
 def main() -> None:

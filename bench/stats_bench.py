@@ -39,9 +39,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from bench.results import STATS, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("RESULTS.md")
-MARKER = "<!-- stats bench -->"
+MARKER = STATS
 PROVINCE = "22"
 DEMO_PASSWORD = "casework-demo"  # noqa: S105 - the demo accounts' published password (casework/demo.py)
 
@@ -356,9 +358,7 @@ def write(results, total_cases, province_cases, iterations, compared, load_secon
         lines.append(f"| {name} | {p50:.0f} | {p95:.0f} | {p50 / floor_p50:.2f}× |")
     lines.append("")
     section = "\n".join(lines)
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    head = existing.split(MARKER)[0].rstrip()
-    path.write_text((head + "\n\n" if head else "") + section, encoding="utf-8")
+    write_section(path, MARKER, section.removeprefix(MARKER))  # the other benchmarks' sections stay
     print(section)
 
 
