@@ -151,6 +151,10 @@ def create_app(config: str | casework_config.Settings | Mapping[str, Any] | None
 
     init_error_handlers(app)
 
+    from casework.security import input_guard
+
+    input_guard.init_app(app)  # text holding NUL (PostgreSQL cannot store it): a 400 before any view
+
     from casework import unavailable
 
     unavailable.init_app(app)  # the database out of reach: a 503 that says to try again, not a 500

@@ -24,11 +24,12 @@ def text(value: Any, problems: Problems, name: str, *, required: bool = False, l
     if not isinstance(value, str):
         problems.add(name, "not_text", _l("This field must be text."))
         return None
-    value = " ".join(value.split()) if limit <= MAX_NAME else value.strip()
+    # Counted as sent, as a form's maxlength counts and as the API's document says (maxLength): spaces padding a
+    # text past the limit do not slip through because they are trimmed afterwards.
     if len(value) > limit:
         problems.add(name, "too_long", _l("At most %(n)d characters.", n=limit))
         return None
-    return value
+    return " ".join(value.split()) if limit <= MAX_NAME else value.strip()
 
 
 def code(value: Any, list_name: str, problems: Problems, name: str, *, required: bool = False) -> str | None:

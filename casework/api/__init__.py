@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -117,15 +117,25 @@ def init_error_handlers(app: Flask) -> None:
             message = exc.description or exc.name
             if status == 429:
                 message = f"Too many requests from this address ({exc.description}); wait and try again."
+            if status == 413:
+                limit = current_app.config["CASEWORK_MAX_UPLOAD_MB"]
+                message = f"The request is larger than {limit + 1} MB; a file may be at most {limit} MB."
             response = error_response(status, HTTP_CODES.get(status, "error"), message)
+            if status == 405 and getattr(exc, "valid_methods", None):
+                # RFC 9110, 15.5.6: a 405 names the methods the resource does support.
+                response.headers["Allow"] = ", ".join(exc.valid_methods)
             if status == 429 and exc.response is not None:
                 retry = exc.response.headers.get("Retry-After")
                 if retry:
                     response.headers["Retry-After"] = retry
             return response
         from flask import render_template
+        from flask_babel import lazy_gettext as _l
 
-        return render_template("error.html", status=exc.code, message=exc.description), exc.code or 500
+        message = exc.description
+        if exc.code == 413:  # werkzeug's words are English and say nothing of the limit
+            message = _l("The file is larger than %(n)d MB.", n=current_app.config["CASEWORK_MAX_UPLOAD_MB"])
+        return render_template("error.html", status=exc.code, message=message), exc.code or 500
 
 
 from casework.api import cases, payments, stats, support, views  # noqa: E402,F401 - routes on bp

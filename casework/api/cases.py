@@ -25,6 +25,7 @@ from casework.errors import Problems
 from casework.extensions import db
 
 MAX_QUERY = 200
+MAX_STAGE = 64
 MAX_PAGE = 100_000
 TRUE_WORDS = frozenset({"1", "true", "yes"})
 FALSE_WORDS = frozenset({"", "0", "false", "no"})
@@ -147,12 +148,13 @@ def _filters() -> search.Filters:
     args = request.args
     problems = Problems()
     filters = search.Filters()
-    filters.q = args.get("q", "").strip()
-    if len(filters.q) > MAX_QUERY:
+    # Lengths are counted as sent, as the document's maxLength says, before the value is trimmed.
+    if len(args.get("q", "")) > MAX_QUERY:
         problems.add("q", "too_long", f"At most {MAX_QUERY} characters.")
+    filters.q = args.get("q", "").strip()
+    if len(args.get("stage", "")) > MAX_STAGE:
+        problems.add("stage", "too_long", f"At most {MAX_STAGE} characters.")
     filters.stage = args.get("stage", "").strip() or None
-    if filters.stage and len(filters.stage) > 64:
-        problems.add("stage", "too_long", "At most 64 characters.")
     filters.category = args.get("category", "").strip() or None
     if filters.category and not any(codes.is_code(name, filters.category) for name in CASE_CODE_LISTS):
         problems.add("category", "invalid_code", "Unknown group, risk or form of abuse.")

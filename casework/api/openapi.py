@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -15,6 +16,10 @@ def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+BAD_REQUEST = _error(
+    "A request that cannot be read (code bad_request): a body that is not a JSON object, or text anywhere in the "
+    "request holding the NUL character"
+)
 AUTH_ERRORS = {"401": _error("Missing, expired or revoked token")}
 SECURED = [{"bearer": []}]
 
@@ -23,6 +28,7 @@ SECURED = [{"bearer": []}]
 
 CODES_NOTE = "codes from casework/codes.toml"
 NULLABLE_TEXT = {"type": ["string", "null"]}
+YEAR = {"type": "integer", "minimum": 2000, "maximum": 2100}
 CASE_ID = [{"name": "case_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
 RECORD_ERRORS = {
     "403": _error("The caller's role never opens a child's record (committee member, auditor, admin): code forbidden"),
@@ -230,12 +236,36 @@ CASE_SCHEMAS: dict[str, Any] = {
 }
 
 
+#: A blank optional filter (what a search form sends) is the same as leaving it out; values are read stripped of
+#: what Python calls whitespace, which is JSON Schema's (ECMAScript's) \s and also U+001C-U+001F and U+0085.
+_SPACE = r"[\s\x1c-\x1f\x85]"
+BLANK = {"type": "string", "pattern": f"^{_SPACE}*$"}
+
+
+def _insensitive(word: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word)
+
+
+_FLAG_WORDS = "|".join(map(_insensitive, ("true", "false", "yes", "no", "1", "0")))
+#: A yes-or-no filter: true or false, also written 1/0 or yes/no, in any case (casework.api.cases.TRUE_WORDS).
+FLAG = {
+    "anyOf": [
+        {"type": "boolean"},
+        {
+            "type": "string",
+            "pattern": f"^{_SPACE}*({_FLAG_WORDS})?{_SPACE}*$",
+        },
+    ]
+}
+
+
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An optional query parameter; one with a typed ``schema`` also takes a blank value (no filter)."""
     return {
         "name": name,
         "in": "query",
         "required": False,
-        "schema": schema or {"type": "string"},
+        "schema": {"type": "string"} if schema is None else {"anyOf": [schema, BLANK]},
         "description": description,
     }
 
@@ -281,14 +311,18 @@ CASE_PATHS: dict[str, Any] = {
             "description": "Open cases, sorted by next deadline (overdue first), then newest report.",
             "security": SECURED,
             "parameters": [
-                _query("q", "a case number, a personal ID or phone number, or name words (diacritics optional)"),
-                _query("stage", "workflow stage"),
+                _query(
+                    "q",
+                    "a case number, a personal ID or phone number, or name words (diacritics optional)",
+                    {"type": "string", "maxLength": 200},
+                ),
+                _query("stage", "workflow stage", {"type": "string", "maxLength": 64}),
                 _query("category", f"a code of [special_circumstances], [at_risk] or [abuse_types], {CODES_NOTE}"),
                 _query("risk", "risk level", {"type": "string", "enum": ["low", "medium", "high"]}),
                 _query("commune", "commune code"),
                 _query("assigned_to", "a user id, 'me', or 'none' for unassigned cases"),
-                _query("overdue", "only cases past their next deadline", {"type": "boolean"}),
-                _query("page", "page number, from 1", {"type": "integer", "minimum": 1}),
+                _query("overdue", "only cases past their next deadline", FLAG),
+                _query("page", "page number, from 1", {"type": "integer", "minimum": 1, "maximum": 100_000}),
             ],
             "responses": {
                 "200": _ok(
@@ -1137,7 +1171,7 @@ PAYMENT_PATHS: dict[str, Any] = {
         "get": {
             "summary": "The programmes of the caller's province, with budget, committed, paid and available amounts",
             "security": SECURED,
-            "parameters": [_query("year", "only this year's programmes", {"type": "integer"})],
+            "parameters": [_query("year", "only this year's programmes", YEAR)],
             "responses": {
                 "200": _items(_ref("Programme")),
                 **_invalid("The year is not one from 2000 to 2100"),
@@ -1265,11 +1299,17 @@ PAYMENT_PATHS: dict[str, Any] = {
                     "File stored",
                 ),
                 "409": _error("The request is submitted or decided (code not_editable)"),
-                "413": _error("The file is larger than CASEWORK_MAX_UPLOAD_MB (code file_too_large)"),
+                "413": _error(
+                    "The file is larger than CASEWORK_MAX_UPLOAD_MB (code file_too_large), or the whole request is "
+                    "larger than that and 1 MB more (code payload_too_large)"
+                ),
                 "422": _error(
                     "No file (field file required), a type the store does not take (file_type_not_allowed), content "
-                    "that does not match its type (file_type_mismatch), or a bad file name (bad_file_name)"
+                    "that does not match its type (file_type_mismatch), a document that would expand too far "
+                    "(archive_bomb) or holds entries outside its folder (unsafe_archive), or a file name that is a "
+                    "path or holds control characters (bad_file_name)"
                 ),
+                "503": _error("The server could not write the file, its storage full or failing (code storage_failed)"),
                 **PAYMENT_NOT_FOUND,
                 **PAYMENT_ROLE_ERRORS,
             },
@@ -1462,7 +1502,7 @@ STATS_PATHS: dict[str, Any] = {
                 _query("commune", "a commune of the province; the whole province by default"),
                 _query("from", "first day of the period (yyyy-mm-dd or dd/mm/yyyy)"),
                 _query("to", "last day of the period (at most five years after from)"),
-                _query("year", "a calendar year, when from and to are not given", {"type": "integer"}),
+                _query("year", "a calendar year, when from and to are not given", YEAR),
                 _query("half", "1 or 2: a half of year", {"type": "string", "enum": ["1", "2"]}),
                 _query(
                     "breakdown",
@@ -1489,7 +1529,7 @@ STATS_PATHS: dict[str, Any] = {
 
 def build_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document."""
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "casework API",
@@ -1500,7 +1540,9 @@ def build_document() -> dict[str, Any]:
                 "Supervisors, provincial officers, auditors and administrators send 'otp' (the current code of their "
                 "authenticator app) with POST /tokens. Approving a payment and exporting identifying data need a token "
                 "obtained with 'otp' within CASEWORK_REAUTH_MINUTES (15 by default); an older one is refused with "
-                "401 reauth_required until a new token is obtained."
+                "401 reauth_required until a new token is obtained. In a request body, an optional field sent as "
+                'null (or "" for a single value) is the same as a field left out, but for true/false fields; in a '
+                "query, so is an empty value."
             ),
         },
         "servers": [{"url": "/api/v1"}],
@@ -1731,3 +1773,53 @@ def build_document() -> dict[str, Any]:
             },
         },
     }
+    # The paths are the module's own dictionaries: work on a copy.
+    document["paths"] = copy.deepcopy(document["paths"])
+    # Any request can be one that cannot be read: a body that is not JSON, or text holding NUL (refused before any
+    # view by casework.security.input_guard, as PostgreSQL cannot store it).
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"]["400"] = BAD_REQUEST
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                body["schema"] = _optional_nulls(body["schema"], document["components"]["schemas"], set())
+    return document
+
+
+_CONSTRAINING = ("enum", "format", "pattern", "minLength", "const")
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` also taking null, and "" for a single value (casework.checks reads both as not given)."""
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    if types and not {"string", "integer", "number"} & set(types):  # an object or a list: null only
+        return {**schema, "type": types if "null" in types else [*types, "null"]}
+    if types == ["string"] and not any(key in schema for key in _CONSTRAINING):
+        return {**schema, "type": ["string", "null"]}  # "" is already a string it takes
+    return {"anyOf": [schema, {"type": "null"}, {"const": ""}]}
+
+
+def _optional_nulls(schema: dict[str, Any], components: dict[str, Any], done: set[str]) -> dict[str, Any]:
+    """``schema`` with every optional field of a request body also taking null (and "" for a single value): the
+    operations read them as "not given" (casework.checks), as schemathesis showed field after field. Booleans are
+    the exception: null is neither true nor false, and is refused. A copy is returned; the components a request
+    names (used by no answer) are replaced in ``components``."""
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.rsplit("/", 1)[-1]
+        if name not in done:
+            done.add(name)
+            components[name] = _optional_nulls(components[name], components, done)
+        return schema
+    result = dict(schema)
+    if isinstance(schema.get("properties"), dict):
+        required = set(schema.get("required", []))
+        result["properties"] = {}
+        for name, prop in schema["properties"].items():
+            prop = _optional_nulls(prop, components, done)
+            optional = name not in required and prop.get("type") != "boolean"
+            result["properties"][name] = _nullable(prop) if optional else prop
+    if isinstance(schema.get("items"), dict):
+        result["items"] = _optional_nulls(schema["items"], components, done)
+    return result

@@ -45,7 +45,7 @@ from casework.extensions import db
 from casework.i18n import format_date, local_tz, parse_day
 from casework.locations.models import Commune
 from casework.security import downloads
-from casework.security.files import StoredFile, UploadRefused
+from casework.security.files import StorageError, StoredFile, UploadRefused
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -459,7 +459,7 @@ def upload_file(case_id: uuid.UUID):
     upload = form.file.data
     try:
         operations.attach_file(case, _actor(), upload.stream, upload.filename)
-    except UploadRefused as exc:
+    except (UploadRefused, StorageError) as exc:  # a refused file, or a disk that failed: said under the field
         db.session.rollback()
         form.file.errors = [*form.file.errors, str(exc.message)]
         return _case_page(case, exc.status, file_form=form)

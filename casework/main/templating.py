@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Flask, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -47,6 +49,8 @@ def init_app(app: Flask) -> None:
             "languages": i18n.LANGUAGES,
             "current_locale": i18n.select_locale(),
             "role_labels": ROLE_LABELS,
-            "logout_form": EmptyForm if current_user.is_authenticated else None,
+            # formdata=None: the sign-out button never reads the request it is shown on; an error page for a body
+            # over the size limit must not read that body again (werkzeug would raise the 413 a second time).
+            "logout_form": partial(EmptyForm, formdata=None) if current_user.is_authenticated else None,
             "here": request.full_path.rstrip("?"),
         }

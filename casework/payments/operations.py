@@ -152,6 +152,10 @@ def amount(value: Any, problems: Problems, name: str = "amount_vnd", *, ceiling:
 # --- programmes ---------------------------------------------------------------------------------------------------
 
 
+#: The code lists a programme's target groups come from.
+GROUP_LISTS = ("special_circumstances", "at_risk")
+
+
 def create_programme(actor: User, data: Mapping[str, Any]) -> Programme:
     """A funding programme's budget for a province and year (provincial officers and admins of the province)."""
     problems = Problems()
@@ -165,13 +169,17 @@ def create_programme(actor: User, data: Mapping[str, Any]) -> Programme:
     year = checks.whole(data.get("year"), problems, "year", low=2000, high=2100, required=True)
     budget = checks.whole(data.get("budget_vnd"), problems, "budget_vnd", low=1, high=MAX_BUDGET_VND, required=True)
     purposes = checks.codes(data.get("purposes"), "payment_purposes", problems, "purposes")
-    groups_raw = data.get("groups") or []
+    groups_raw = data.get("groups")
+    if groups_raw in (None, ""):  # as checks.codes reads the purposes: nothing chosen (false is not a list)
+        groups_raw = []
     groups = []
     if not isinstance(groups_raw, list | tuple):
         problems.add("groups", "not_a_list", _l("Choose from the list."))
     else:
         for value in groups_raw:
-            if not any(codes.is_code(n, value) for n in ("special_circumstances", "at_risk")):
+            # A list or an object in JSON is not a code (and cannot be looked up: it is unhashable).
+            known = isinstance(value, str) and any(codes.is_code(n, value) for n in GROUP_LISTS)
+            if not known:
                 problems.add("groups", "invalid_code", _l("Unknown value: %(value)s.", value=str(value)[:40]))
             elif value not in groups:
                 groups.append(value)

@@ -245,6 +245,7 @@ def init_app(app: Flask) -> None:
     database or a schema not yet created defers the check to first use.
     """
     from casework.security import tasks  # noqa: F401 - registers the re-encryption job
+
     no_key_yet = not app.config.get("CASEWORK_MASTER_KEY") and not Path(app.config["CASEWORK_KEY_FILE"]).exists()
     if no_key_yet and app.config.get("CASEWORK_CONFIG") != "production":
         # Embedded and testing: `casework init` creates the key file; until then nothing can be encrypted.
