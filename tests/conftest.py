@@ -27,6 +27,7 @@ from casework.auth.roles import SECOND_FACTOR_ROLES
 from casework.dbtypes import utcnow
 from tests.harness import FreshContextClient, environment  # noqa: F401 - re-exported for the tests
 from tests.services import PostgresServer, RedisServer, ServiceUnavailable
+from tests.stack import casework_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = [b for b in os.environ.get("CASEWORK_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
@@ -86,21 +87,11 @@ def backend(request) -> str:
 def app_env(backend, tmp_path_factory, request) -> dict[str, str]:
     """The CASEWORK_* environment of the backend's app (also given to worker and CLI subprocesses)."""
     instance = tmp_path_factory.mktemp(f"instance-{backend}")
-    env = {
-        "CASEWORK_CONFIG": "testing",
-        "CASEWORK_INSTANCE": str(instance),
-        "CASEWORK_SECRET_KEY": "test-secret-key-" + "x" * 32,
-        "CASEWORK_LOGIN_RATE_LIMIT": "100000 per minute",
-        "CASEWORK_LOG_LEVEL": "WARNING",
-    }
     if backend == "sqlite":
-        env["CASEWORK_DATABASE_URL"] = f"sqlite:///{instance / 'casework.sqlite3'}"
-    else:
-        pg = request.getfixturevalue("pg_server")
-        redis = request.getfixturevalue("redis_server")
-        env["CASEWORK_DATABASE_URL"] = pg.create_database(f"casework_{next(_db_counter)}")
-        env["CASEWORK_REDIS_URL"] = redis.url
-    return env
+        return casework_env(f"sqlite:///{instance / 'casework.sqlite3'}", instance)
+    pg = request.getfixturevalue("pg_server")
+    redis = request.getfixturevalue("redis_server")
+    return casework_env(pg.create_database(f"casework_{next(_db_counter)}"), instance, redis.url)
 
 
 def build_app(env: dict[str, str], **overrides):
