@@ -139,6 +139,7 @@ def seed_support(seed: int) -> int:
     from casework.cases.demo_data import seal_row
     from casework.cases.models import Case
     from casework.dbtypes import utcnow
+    from casework.i18n import local_tz
     from casework.security.fields import BlindIndexEntry
     from casework.security.keys import keyring
     from casework.support.models import PlannedService, ServiceRecord, SupportPlan
@@ -167,7 +168,7 @@ def seed_support(seed: int) -> int:
             "id": plan_id,
             "case_id": case_id,
             "cycle": 1,
-            "review_on": (approved_at + timedelta(days=90)).date(),
+            "review_on": (approved_at + timedelta(days=90)).astimezone(local_tz()).date(),
             "status": status,
             "created_by_id": worker,
             "created_at": approved_at - timedelta(days=4),
@@ -200,7 +201,7 @@ def seed_support(seed: int) -> int:
                         "case_id": case_id,
                         "plan_id": plan_id,
                         "service_type": service,
-                        "delivered_on": day.date(),
+                        "delivered_on": day.astimezone(local_tz()).date(),  # the worker's calendar day
                         "duration_minutes": rng.choice((30, 45, 60, 90)),
                         "outcome": "completed",
                         "legal_aid_centre": False,
