@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from casework import codes as code_lists
 from casework.errors import Problems
-from casework.i18n import local_tz, parse_day
+from casework.i18n import local_today, local_tz, parse_day
 
 MAX_TEXT = 4000
 MAX_NAME = 200
@@ -132,7 +132,7 @@ def past_day(value: Any, problems: Problems, name: str) -> date | None:
         problems.add(name, "required", _l("This field is required."))
         return None
     found = day(value, problems, name)
-    if found is not None and found > datetime.now(local_tz()).date():
+    if found is not None and found > local_today():
         problems.add(name, "in_future", _l("This date is in the future."))
         return None
     return found

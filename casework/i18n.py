@@ -35,6 +35,11 @@ def local_tz() -> ZoneInfo:
     return ZoneInfo(select_timezone())
 
 
+def local_today() -> date:
+    """Today's calendar day where the workers are (the server's own clock is usually UTC)."""
+    return datetime.now(local_tz()).date()
+
+
 def format_date(value: date | datetime | None) -> str:
     """Format a date as dd/mm/yyyy (a datetime is first converted to local time)."""
     if value is None:

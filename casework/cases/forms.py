@@ -8,7 +8,6 @@ filled per request, in the language of the request.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask_babel import get_locale
@@ -22,7 +21,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from casework import codes
 from casework.cases.operations import MAX_NAME, MAX_TEXT, NATIONAL_ID_RE, PHONE_RE
-from casework.i18n import local_tz, parse_day
+from casework.i18n import local_today, parse_day
 from casework.workflow import registry
 from casework.workflow.definition import DEFAULT_WORKFLOW
 
@@ -94,7 +93,7 @@ def _valid_past_day(_form, field) -> None:
         day = parse_day(field.data)
     except ValueError:
         raise ValidationError(_l("Write the date as dd/mm/yyyy.")) from None
-    if day > datetime.now(local_tz()).date():
+    if day > local_today():
         raise ValidationError(_l("The date cannot be in the future."))
 
 

@@ -58,8 +58,12 @@ class Commune(db.Model):
     province: Mapped[Province] = relationship(back_populates="communes", foreign_keys=[province_code])
 
     def is_active(self, on: date | None = None) -> bool:
-        """Say whether the commune still exists on ``on`` (default today)."""
-        return self.merged_on is None or (on or date.today()) < self.merged_on
+        """Say whether the commune still exists on ``on`` (default: today in Vietnam, not the server's day)."""
+        if on is None:
+            from casework.i18n import local_today  # noqa: PLC0415 - needs the app's time zone setting
+
+            on = local_today()
+        return self.merged_on is None or on < self.merged_on
 
     def __repr__(self) -> str:
         return f"<Commune {self.code} {self.name}>"

@@ -36,7 +36,7 @@ from casework import codes
 from casework.cases.models import Case, CaseCode, CaseTransition, Child
 from casework.dbtypes import utcnow
 from casework.extensions import db
-from casework.i18n import local_tz
+from casework.i18n import local_today, local_tz
 from casework.locations.models import Commune
 from casework.payments.models import Disbursement, PaymentRequest, Programme
 from casework.stats.periods import Period
@@ -914,4 +914,4 @@ def compute(code: str, scope: Scope, dimension: str | None = None) -> Result:
 
 
 def today() -> date:
-    return datetime.now(local_tz()).date()
+    return local_today()
