@@ -36,7 +36,8 @@ class Item:
 
 
 def is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # A tuple, not ``int | float``: isinstance() with a union is several times slower, and a dashboard asks 5,000 times.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)  # noqa: UP038
 
 
 def shown(value: object, fmt=None) -> str:

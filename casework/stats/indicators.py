@@ -201,7 +201,7 @@ def _columns(name: str | None, scope: Scope, present: set) -> list[tuple[Hashabl
             stmt = stmt.where(Commune.code == scope.commune)
         else:
             stmt = stmt.where(or_(Commune.merged_into_code.is_(None), Commune.code.in_(present or {"-"})))
-        return [(c, n) for c, n in _reads().execute(stmt.order_by(Commune.name))]
+        return [(c, n) for c, n in reads().execute(stmt.order_by(Commune.name))]
     if name == "sex":
         return codes.choices("sex")
     if name == "age_band":
@@ -221,7 +221,7 @@ def _columns(name: str | None, scope: Scope, present: set) -> list[tuple[Hashabl
 _reader: ContextVar[object | None] = ContextVar("casework_stats_reader", default=None)
 
 
-def _reads():
+def reads():
     return _reader.get() or db.session
 
 
@@ -280,7 +280,7 @@ def _grid(
 
     :param value: ``distinct`` counts distinct units, ``sum`` adds ``amount``, ``count`` counts rows.
     """
-    compiled = rows_stmt.compile(dialect=_reads().get_bind().dialect)
+    compiled = rows_stmt.compile(dialect=reads().get_bind().dialect)
     key = (
         "grid",
         str(compiled),
@@ -303,13 +303,13 @@ def _aggregate(rows_stmt, scope: Scope, dimension: str | None, categories, value
             return func.coalesce(func.sum(rows.c.amount), 0)
         return func.count()
 
-    if _reads().get_bind().dialect.name == "postgresql":
+    if reads().get_bind().dialect.name == "postgresql":
         # One pass over the rows for the cells, the row and column totals and the whole.
         cells, row_totals, column_totals, total = {}, {}, {}, 0
         stmt = select(rows.c.cat, rows.c.dim, func.grouping(rows.c.cat), func.grouping(rows.c.dim), measure()).group_by(
             func.grouping_sets(tuple_(rows.c.cat, rows.c.dim), tuple_(rows.c.cat), tuple_(rows.c.dim), tuple_())
         )
-        for cat, dim, no_cat, no_dim, number in _reads().execute(stmt):
+        for cat, dim, no_cat, no_dim, number in reads().execute(stmt):
             if not no_cat and not no_dim:
                 cells[cat, dim] = number
             elif not no_cat:
@@ -321,11 +321,11 @@ def _aggregate(rows_stmt, scope: Scope, dimension: str | None, categories, value
         return _assemble(cells, row_totals, column_totals, total or 0, scope, dimension, categories)
     cells = {
         (c, d): v
-        for c, d, v in _reads().execute(select(rows.c.cat, rows.c.dim, measure()).group_by(rows.c.cat, rows.c.dim))
+        for c, d, v in reads().execute(select(rows.c.cat, rows.c.dim, measure()).group_by(rows.c.cat, rows.c.dim))
     }
-    row_totals = dict(_reads().execute(select(rows.c.cat, measure()).group_by(rows.c.cat)).all())
-    column_totals = dict(_reads().execute(select(rows.c.dim, measure()).group_by(rows.c.dim)).all())
-    total = _reads().scalar(select(measure()).select_from(rows)) or 0
+    row_totals = dict(reads().execute(select(rows.c.cat, measure()).group_by(rows.c.cat)).all())
+    column_totals = dict(reads().execute(select(rows.c.dim, measure()).group_by(rows.c.dim)).all())
+    total = reads().scalar(select(measure()).select_from(rows)) or 0
     return _assemble(cells, row_totals, column_totals, total, scope, dimension, categories)
 
 
@@ -540,7 +540,7 @@ def payments_by_purpose(scope: Scope, dimension: str | None) -> Result:
 def payments_by_programme(scope: Scope, dimension: str | None) -> Result:
     programmes = [
         (p.id, p.name)
-        for p in _reads().scalars(
+        for p in reads().scalars(
             select(Programme).where(Programme.province_code == scope.province).order_by(Programme.year, Programme.name)
         )
     ]
@@ -610,7 +610,7 @@ def overdue_open(scope: Scope, dimension: str | None) -> Result:
     if end >= now:
         samples = [
             tuple(row)
-            for row in _reads().execute(
+            for row in reads().execute(
                 select(Case.id, Case.stage, _dimension(dimension, scope))
                 .outerjoin(Child, Child.id == Case.child_id)
                 .where(
@@ -631,7 +631,7 @@ def _overdue_at(moment: datetime, scope: Scope, dimension: str | None) -> list[t
     # Not closed at the moment: still open, or last closed after it (an earlier closing is checked below).
     candidates = (_in_scope(scope), Case.received_at < moment, or_(Case.closed_at.is_(None), Case.closed_at >= moment))
     cases = (
-        _reads()
+        reads()
         .execute(
             select(
                 Case.id,
@@ -650,7 +650,7 @@ def _overdue_at(moment: datetime, scope: Scope, dimension: str | None) -> list[t
     if not cases:
         return []
     history: dict[Hashable, list] = defaultdict(list)
-    for step in _reads().execute(
+    for step in reads().execute(
         select(CaseTransition.case_id, CaseTransition.from_stage, CaseTransition.to_stage, CaseTransition.at)
         .join(Case, Case.id == CaseTransition.case_id)
         .where(*candidates)
@@ -658,7 +658,7 @@ def _overdue_at(moment: datetime, scope: Scope, dimension: str | None) -> list[t
     ):
         history[step.case_id].append(step)
     plans: dict[Hashable, list] = defaultdict(list)
-    for plan in _reads().execute(
+    for plan in reads().execute(
         select(
             SupportPlan.case_id, SupportPlan.cycle, SupportPlan.status, SupportPlan.decided_at, SupportPlan.review_on
         )
@@ -755,7 +755,7 @@ def _verification_samples(scope: Scope, dimension: str | None):
     start, end = _bounds(scope)
     verified = _first_exit_of(VERIFICATION_STAGE)
     rows = (
-        _reads()
+        reads()
         .execute(
             select(_dimension(dimension, scope), Case.received_at, verified.c.at, Case.stage)
             .outerjoin(Child, Child.id == Case.child_id)
@@ -811,7 +811,7 @@ def _plan_samples(scope: Scope, dimension: str | None):
         .subquery()
     )
     rows = (
-        _reads()
+        reads()
         .execute(
             select(
                 _dimension(dimension, scope),

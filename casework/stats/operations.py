@@ -337,6 +337,7 @@ def refresh_stale(now: date | None = None) -> int:
             with force_locale("vi"):
                 _, _, fresh = _computed(province_code, None, Period.year(year), DEFAULT_DIMENSION, wanted, suppressed)
             computed += fresh
+        _monthly_counts(province_code, None, Period.year(year))  # the default view's chart of new cases by month
     return computed
 
 
@@ -575,23 +576,55 @@ def _month_period(period: Period, year: int, month: int) -> Period:
     return Period(max(first, period.start), min(following - timedelta(days=1), period.end))
 
 
-def monthly_series(viewer: User, province_code: str, period: Period, commune_code: str | None = None) -> Series:
+def _monthly_counts(
+    province_code: str, commune_code: str | None, period: Period, *, max_age: timedelta | None = None
+) -> list[int]:
+    """Reports received in each month of ``period`` in the scope, from a current snapshot or counted now (one scan
+    of the province's cases: 150 ms at 1,000,000 cases, which every dashboard view used to pay)."""
+    months = period.months()
+    if not months:
+        return []
+
+    def compute() -> dict:
+        condition = Case.province_code == province_code
+        if commune_code:
+            condition = and_(condition, Case.commune_code == commune_code)
+        measures = []
+        for year, month in months:
+            start, end = _month_period(period, year, month).bounds()
+            measures.append(
+                func.coalesce(func.sum(case((and_(Case.received_at >= start, Case.received_at < end), 1))), 0)
+            )
+        return {"counts": [int(v or 0) for v in indicators.reads().execute(select(*measures).where(condition)).one()]}
+
+    key = "|".join(["months", province_code, commune_code or "", period.start.isoformat(), period.end.isoformat()])
+    payload, _, _ = snapshots.cached_report(
+        hashlib.sha256(key.encode()).hexdigest(), province_code, compute, max_age=max_age
+    )
+    return payload["counts"]
+
+
+def monthly_series(
+    viewer: User,
+    province_code: str,
+    period: Period,
+    commune_code: str | None = None,
+    *,
+    allow_recent: bool = False,
+) -> Series:
     """New cases (reports received) in each month of ``period``, suppressed as the viewer's role requires.
 
     The months are published as a one-row table with its total, so disclosure control treats them like any other
     count: a month of 1 to k−1 reports shows as "<k", and enough others are hidden that it cannot be worked out
-    from the total.
+    from the total. The raw counts are kept as a snapshot like the indicators' (``allow_recent`` as in
+    :func:`report`); suppression is applied for each viewer.
     """
     check_scope(viewer, province_code, commune_code)
     months = period.months()
-    condition = Case.province_code == province_code
-    if commune_code:
-        condition = and_(condition, Case.commune_code == commune_code)
-    measures = []
-    for year, month in months:
-        start, end = _month_period(period, year, month).bounds()
-        measures.append(func.coalesce(func.sum(case((and_(Case.received_at >= start, Case.received_at < end), 1))), 0))
-    counts = [int(v or 0) for v in db.session.execute(select(*measures).where(condition)).one()] if months else []
+    minutes = current_app.config["CASEWORK_STATS_STALE_MINUTES"] if allow_recent else 0
+    counts = _monthly_counts(
+        province_code, commune_code, period, max_age=timedelta(minutes=minutes) if minutes else None
+    )
     columns = [((year, month), f"{month:02d}/{year}") for year, month in months]
     grid = Grid(
         rows=[(indicators.ALL, str(_l("All")))],
