@@ -34,6 +34,16 @@ def commune_condition(column, user) -> ColumnElement[bool]:
     return column.in_(codes) if codes else false()
 
 
+def communes_of(user) -> list[str]:
+    """The communes ``user`` may see records in (none for a role that never opens one): a search need not look
+    further (``casework.security.fields.candidate_ids``)."""
+    if not _authenticated(user) or user.role not in RECORD_ROLES:
+        return []
+    if user.role == PROVINCIAL_OFFICER:
+        return list(db.session.scalars(select(Commune.code).where(Commune.province_code == user.province_code)))
+    return sorted(user.commune_codes)
+
+
 def filter_to_scope(stmt: Select, column, user) -> Select:
     """Restrict ``stmt`` to the rows whose commune code ``user`` may see."""
     return stmt.where(commune_condition(column, user))

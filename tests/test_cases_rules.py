@@ -428,6 +428,52 @@ def test_a_declined_referral_leaves_the_case_where_it_was(open_case, supervisor,
     operations.refer_case(case, "06652", supervisor, reason="Lần nữa", override_reason="Khẩn cấp")  # no longer pending
 
 
+def test_a_child_referred_to_another_province_is_found_by_name_there_and_no_longer_at_home(
+    open_case, worker, supervisor, make_user
+):
+    from casework.cases import search
+    from casework.security.fields import BlindIndexEntry
+
+    case = open_case(child__full_name="Lò Thị Mỷ", reporter={"phone": "0912 345 678"})
+    hanoi_supervisor = make_user("supervisor", communes=("00004",), province="01")
+    hanoi_worker = make_user("social_worker", communes=("00004",), province="01")
+    home_officer = make_user("provincial_officer", province="22")
+
+    def found(user) -> bool:
+        return case.id in {c.id for c in search.search(user, search.Filters(q="lo thi my")).items}
+
+    assert found(worker) and found(home_officer) and not found(hanoi_worker)
+    referral = operations.refer_case(case, "00004", supervisor, reason="Chuyển nơi ở", override_reason="Khẩn cấp")
+    operations.decide_referral(referral, hanoi_supervisor, accept=True)
+    db.session.commit()
+    assert (case.child.commune_code, case.child.province_code) == ("00004", "01")
+    # Every index entry of the child and of the case moved with them, the name's and the phone's alike.
+    communes = db.session.scalars(
+        select(BlindIndexEntry.commune_code).where(BlindIndexEntry.row_id.in_((case.id, case.child_id)))
+    ).all()
+    assert communes and set(communes) == {"00004"}
+    assert found(hanoi_worker) and not found(worker) and not found(home_officer)
+    # The receiving commune finds the same child again at its next intake.
+    duplicates = operations.find_duplicates(
+        hanoi_worker, full_name="Lò Thị Mỷ", birth_year=case.child.birth_year, national_id=None, province_code="01"
+    )
+    assert [d.child_id for d in duplicates] == [case.child_id]
+
+
+def test_a_name_is_looked_up_in_the_searching_users_communes_only(open_case, worker, make_user):
+    from casework.cases.models import Child
+    from casework.security import fields
+
+    case = open_case(child__full_name="Hờ A Dính")
+    assert set(db.session.scalars(fields.candidate_ids(Child.full_name, "ho a dinh", ["06970"]))) == {case.child_id}
+    both = ["06652", "06970"]
+    assert set(db.session.scalars(fields.candidate_ids(Child.full_name, "ho a dinh", both))) == {case.child_id}
+    assert not set(db.session.scalars(fields.candidate_ids(Child.full_name, "ho a dinh", ["06652"])))
+    assert not set(db.session.scalars(fields.candidate_ids(Child.full_name, "ho a dinh", [])))
+    # Without communes (a personal ID is looked for across the country) every row is a candidate.
+    assert set(db.session.scalars(fields.candidate_ids(Child.full_name, "ho a dinh"))) == {case.child_id}
+
+
 # --- assignment -------------------------------------------------------------------------------------------------------
 
 

@@ -862,6 +862,7 @@ def seal_row(owner: type, row: dict[str, Any], values: Mapping[str, Any], key_id
                     "row_id": row_id,
                     "key_id": key_id,
                     "term": term,
+                    "commune_code": row.get("commune_code"),
                 }
             )
 

@@ -376,7 +376,8 @@ def find_duplicates(
             if child.national_id == national_id:
                 found[child.id] = "same_id"
     if full_name and birth_year and province_code and words(full_name):
-        ids = blind.candidate_ids(Child.full_name, full_name)
+        communes = db.session.scalars(select(Commune.code).where(Commune.province_code == province_code)).all()
+        ids = blind.candidate_ids(Child.full_name, full_name, communes)
         if ids is not None:
             stmt = select(Child).where(
                 Child.id.in_(ids), Child.birth_year == birth_year, Child.province_code == province_code
@@ -705,6 +706,10 @@ def decide_referral(referral: Referral, actor: User, *, accept: bool, note: str 
         case.commune_code = target.code
         case.province_code = target.province_code
         case.assigned_to_id = None
+        # The child goes where the case goes: the receiving commune finds them by name (the name index is kept by
+        # commune) and sees them in duplicate checks; the sending one keeps what it recorded only in the history.
+        case.child.commune_code = target.code
+        case.child.province_code = target.province_code
     db.session.flush()
     audit.record(
         "case.referral_" + referral.status,

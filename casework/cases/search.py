@@ -12,8 +12,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, Uuid, and_, any_, bindparam, func, select
 from sqlalchemy import case as sql_case
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import selectinload
 
 from casework import scope
@@ -61,11 +62,21 @@ def scoped_cases(user: User) -> Select:
     return scope.filter_to_scope(select(Case), Case.commune_code, user)
 
 
-def _matching_ids(q: str, within=()) -> Select | list[uuid.UUID] | None:
+def _among(column, ids: list[uuid.UUID]):
+    """``column IN ids``, as one array parameter on PostgreSQL: a list of thousands of candidates written out as
+    thousands of parameters cost 50 ms of query building and parsing per search at 1,000,000 cases."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=postgresql.ARRAY(Uuid())))
+    return column.in_(ids)
+
+
+def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> Select | list[uuid.UUID] | None:
     """Case ids (or a SELECT of them) matching the search text, or None when there is no text.
 
     :param within: conditions on ``Case`` (the user's scope, open cases...) applied before candidates are
         counted, so that a common name elsewhere cannot crowd out the matches the user may see.
+    :param communes: the user's area: a name is looked up there only (a personal ID or a phone number is looked up
+        everywhere, and ``within`` keeps what the user may see).
     """
     q = (q or "").strip()
     if not q:
@@ -93,26 +104,30 @@ def _matching_ids(q: str, within=()) -> Select | list[uuid.UUID] | None:
         return []
     ids = set()
     for child_field in (Child.full_name, Child.other_names):
-        candidates = blind.candidate_ids(child_field, q)
+        candidates = blind.candidate_ids(child_field, q, communes)
         if candidates is None:
             continue
         # The candidates as a list when there are not too many: the database then knows how few they are and reads
         # their cases by index, where a subquery it cannot count invites a scan of every open case in scope.
         fetched = list(db.session.scalars(candidates.limit(MAX_CANDIDATES + 1)))
-        if len(fetched) <= MAX_CANDIDATES:
-            candidates = fetched
-        rows = db.session.execute(
-            select(Child, Case.id)
-            .join(Case, Case.child_id == Child.id)
-            .where(Child.id.in_(candidates), *within)
-            .limit(MAX_CANDIDATES)
-        ).all()
-        confirmed: dict[uuid.UUID, bool] = {}
-        for child, case_id in rows:
-            if child.id not in confirmed:
-                confirmed[child.id] = blind.confirm(child_field, child_field.__get__(child), q)
-            if confirmed[child.id]:
-                ids.add(case_id)
+        in_candidates = (
+            _among(Case.child_id, fetched) if len(fetched) <= MAX_CANDIDATES else Case.child_id.in_(candidates)
+        )
+        # First the cases the user may see (from the index of open cases by child, when only open ones are wanted),
+        # then only their children's sealed values, opened to confirm: reading every candidate child's record first
+        # cost more than all the rest of a search with thousands of candidates.
+        cases_of = {}
+        for case_id, child_id in db.session.execute(
+            select(Case.id, Case.child_id).where(in_candidates, *within).limit(MAX_CANDIDATES)
+        ):
+            cases_of.setdefault(child_id, []).append(case_id)
+        if not cases_of:
+            continue
+        sealed = getattr(Child, child_field.column)
+        matches = blind.matcher(child_field, q)
+        for child_id, stored in db.session.execute(select(Child.id, sealed).where(_among(Child.id, list(cases_of)))):
+            if matches(child_field.open(stored, child_id)):
+                ids.update(cases_of[child_id])
     return sorted(ids)
 
 
@@ -126,11 +141,11 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
     within = [scope.commune_condition(Case.commune_code, user)]
     if filters.open_only:
         within.append(Case.closed_at.is_(None))
-    ids = _matching_ids(filters.q, within)
+    ids = _matching_ids(filters.q, within, scope.communes_of(user))
     if ids is not None:
         if isinstance(ids, list) and not ids:
             return Page(items=[], total=0, page=1, per_page=per_page)
-        stmt = stmt.where(Case.id.in_(ids))
+        stmt = stmt.where(_among(Case.id, ids) if isinstance(ids, list) else Case.id.in_(ids))
     if filters.open_only:
         stmt = stmt.where(Case.closed_at.is_(None))
     if filters.stage:
