@@ -352,6 +352,24 @@ def test_viewing_the_case_page_records_a_case_view_event(client, worker, make_ca
     assert [e.actor_username for e in viewed] == [worker.username]
 
 
+def test_the_case_page_is_never_sent_when_its_view_could_not_be_recorded(client, worker, make_case, monkeypatch):
+    from casework.audit import chain
+
+    case = make_case(worker, full_name="Vàng Thị Sùng")
+    signed_in(client, worker)
+
+    def fail(_session) -> None:
+        raise RuntimeError("the audit trail cannot be written")
+
+    monkeypatch.setattr(chain, "seal", fail)
+    client.application.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client.get(f"/cases/{case.id}")
+    assert response.status_code == 500
+    assert "Vàng Thị Sùng" not in response.get_data(as_text=True)
+    monkeypatch.undo()
+    assert events("case.view", case.id) == []
+
+
 def test_a_worker_of_another_commune_gets_404_on_the_page_the_file_and_the_note(client, worker, make_user, make_case):
     case = make_case(worker)
     stored = operations.attach_file(case, worker, io.BytesIO(PDF), "bien-ban.pdf")

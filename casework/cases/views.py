@@ -325,13 +325,14 @@ def _shown_value(field: str, value: str | None) -> str:
 
 
 def _case_page(case: Case, status: int = 200, **forms):
-    """Record that the user sees the child's details, commit that, and render the case page.
+    """Record that the user sees the child's details, render the case page, and commit the record before the
+    page leaves: a page whose view could not be recorded is never sent. (Committing first expired every loaded row
+    and read them again for the page.)
 
     ``forms`` are the forms to show as submitted (with their errors); the others are shown empty.
     """
     actor = _actor()
     operations.record_view(case, actor)
-    db.session.commit()
     supervises = scope.can_supervise(actor, case.commune_code)
     stored_files = operations.files_of(case)
     changes = [
@@ -379,7 +380,9 @@ def _case_page(case: Case, status: int = 200, **forms):
         or (AssignForm(formdata=None, workers=_workers_of_commune(case.commune_code)) if supervises else None),
         "button_form": EmptyForm(formdata=None),
     }
-    return render_template("cases/show.html", **context), status
+    page = render_template("cases/show.html", **context)
+    db.session.commit()
+    return page, status
 
 
 def _refused(case: Case, form, name: str):
