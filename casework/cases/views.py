@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
@@ -114,19 +114,36 @@ def code_label(list_name: str, code: str | None) -> str:
     return codes.label(list_name, code) if code else ""
 
 
-@bp.app_template_global()
-def person(user_id: uuid.UUID | None) -> str:
-    """A user's name as colleagues know it: "Full Name (username)"."""
-    user = db.session.get(User, user_id) if user_id else None
+def _remembered(kind: str, key, compute) -> str:
+    """``compute(key)``, once per request: a list page names the same commune or colleague on every row, and the
+    session forgets a row nothing refers to any more (a page of 25 results read its one commune 25 times)."""
+    names = g.setdefault(f"casework_{kind}_names", {})
+    if key not in names:
+        names[key] = compute(key)
+    return names[key]
+
+
+def _person(user_id: uuid.UUID) -> str:
+    user = db.session.get(User, user_id)
     if user is None:
         return ""
     return f"{user.full_name} ({user.username})" if user.full_name else user.username
 
 
+def _commune(code: str) -> str:
+    commune = db.session.get(Commune, code)
+    return f"{commune.name} ({commune.code})" if commune else code
+
+
+@bp.app_template_global()
+def person(user_id: uuid.UUID | None) -> str:
+    """A user's name as colleagues know it: "Full Name (username)"."""
+    return _remembered("person", user_id, _person) if user_id else ""
+
+
 @bp.app_template_global()
 def commune_name(code: str | None) -> str:
-    commune = db.session.get(Commune, code) if code else None
-    return f"{commune.name} ({commune.code})" if commune else (code or "")
+    return _remembered("commune", code, _commune) if code else ""
 
 
 @bp.app_template_global()

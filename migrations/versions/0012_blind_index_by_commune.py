@@ -6,6 +6,9 @@ worker who follows three hundred children. Each entry now carries the commune of
 ``cases`` both have one), copied here from the rows themselves, and the lookup index has it after the term
 (``casework.security.fields.candidate_ids``). The commune leaks nothing new: the row it points at has it in clear.
 
+``ix_cases_open_child``: the open cases of the candidate children, with the commune for the scope,
+read from the index alone (10 ms -> 3 ms for 1,500 candidates).
+
 Backfilling takes about as long as rebuilding the index (minutes for 7.5 million entries).
 
 Revision ID: 0012
@@ -51,9 +54,19 @@ def upgrade():
         )
     else:
         op.create_index("ix_blind_index_lookup", "blind_index_entries", [*LOOKUP, "commune_code"])
+    # A name search's candidate children -> their open cases (on PostgreSQL with the scope, from the index alone).
+    op.create_index(
+        "ix_cases_open_child",
+        "cases",
+        ["child_id"],
+        postgresql_where=sa.text("closed_at IS NULL"),
+        sqlite_where=sa.text("closed_at IS NULL"),
+        postgresql_include=["id", "commune_code"],
+    )
 
 
 def downgrade():
+    op.drop_index("ix_cases_open_child", table_name="cases")
     op.drop_index("ix_blind_index_lookup", table_name="blind_index_entries")
     if op.get_context().dialect.name == "postgresql":
         op.create_index("ix_blind_index_lookup", "blind_index_entries", LOOKUP, postgresql_include=["row_id"])
