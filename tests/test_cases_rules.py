@@ -474,6 +474,42 @@ def test_a_name_is_looked_up_in_the_searching_users_communes_only(open_case, wor
     assert set(db.session.scalars(fields.candidate_ids(Child.full_name, "ho a dinh"))) == {case.child_id}
 
 
+def test_a_lookup_of_every_word_with_long_terms_is_exact_and_anything_less_is_confirmed(app, open_case, monkeypatch):
+    from casework.cases.models import Child
+    from casework.security import fields
+
+    open_case(child__full_name="Hờ A Dính")
+    assert fields.lookup(Child.full_name, "ho dinh", ["06970"]).exact
+    monkeypatch.setattr(fields, "COMMON_TERM_ROWS", 0)  # every word "common": none can be left out ...
+    assert fields.lookup(Child.full_name, "ho dinh", ["06970"]).exact  # ... so all are read, and it stays exact
+    monkeypatch.undo()
+    monkeypatch.setitem(app.config, "CASEWORK_BLIND_INDEX_BITS", 16)  # short terms collide: all are confirmed
+    assert not fields.lookup(Child.full_name, "ho dinh", ["06970"]).exact
+
+
+def test_a_child_an_exact_lookup_brings_by_mistake_is_never_shown(open_case, worker, monkeypatch):
+    """A collision of 32-bit terms is one in a million: the cases shown are still confirmed by their names."""
+    from sqlalchemy import literal, union
+
+    from casework.cases import search
+    from casework.cases.models import Child
+    from casework.security import fields
+
+    wanted = open_case(child__full_name="Hờ A Dính")
+    intruder = open_case(child__full_name="Lầu Thị Mai")
+    real_lookup = fields.lookup
+
+    def colliding(field, query, communes=None):
+        found = real_lookup(field, query, communes)
+        if found is None or field is not Child.full_name:
+            return found
+        return fields.Lookup(select(union(found.rows, select(literal(intruder.child_id))).subquery().c[0]), True)
+
+    monkeypatch.setattr(fields, "lookup", colliding)
+    page = search.search(worker, search.Filters(q="ho a dinh"))
+    assert [case.id for case in page.items] == [wanted.id]
+
+
 # --- assignment -------------------------------------------------------------------------------------------------------
 
 

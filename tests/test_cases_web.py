@@ -362,7 +362,7 @@ def test_the_case_page_is_never_sent_when_its_view_could_not_be_recorded(client,
         raise RuntimeError("the audit trail cannot be written")
 
     monkeypatch.setattr(chain, "seal", fail)
-    client.application.config["PROPAGATE_EXCEPTIONS"] = False
+    monkeypatch.setitem(client.application.config, "PROPAGATE_EXCEPTIONS", False)
     response = client.get(f"/cases/{case.id}")
     assert response.status_code == 500
     assert "Vàng Thị Sùng" not in response.get_data(as_text=True)

@@ -27,7 +27,8 @@ from casework.security.text import digits, words
 
 CASE_NUMBER_RE = re.compile(r"^\s*(\d{2})-(\d{4})-(\d{1,6})\s*$")
 PER_PAGE = 25
-MAX_CANDIDATES = 5000
+MAX_CANDIDATES = 5000  # cases kept for one search text (a text matching more is too vague to page through)
+LISTED_CANDIDATES = 50_000  # candidate children fetched and passed back as a list (an officer's "Nguyễn Minh": 11,000)
 
 
 @dataclass
@@ -70,7 +71,21 @@ def _among(column, ids: list[uuid.UUID]):
     return column.in_(ids)
 
 
-def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> Select | list[uuid.UUID] | None:
+@dataclass
+class _Matches:
+    """The case ids a search text matches, or a SELECT of them; ``to_confirm``: the text, when the ids came from exact
+    lookups (:class:`casework.security.fields.Lookup`) and only the cases shown still need their names confirmed."""
+
+    ids: Select | list[uuid.UUID]
+    to_confirm: str | None = None
+
+
+def _name_matches(case: Case, q: str) -> bool:
+    child = case.child
+    return blind.confirm(Child.full_name, child.full_name, q) or blind.confirm(Child.other_names, child.other_names, q)
+
+
+def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> _Matches | None:
     """Case ids (or a SELECT of them) matching the search text, or None when there is no text.
 
     :param within: conditions on ``Case`` (the user's scope, open cases...) applied before candidates are
@@ -84,7 +99,7 @@ def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> Selec
     number = CASE_NUMBER_RE.match(q)
     if number:
         province, year, seq = number.groups()
-        return select(Case.id).where(Case.case_number == f"{province}-{year}-{int(seq):06d}")
+        return _Matches(select(Case.id).where(Case.case_number == f"{province}-{year}-{int(seq):06d}"))
     only_digits = digits(q)
     if only_digits and len(only_digits) >= 9 and len(only_digits) == len(re.sub(r"[\s\-.+()]", "", q)):
         ids: set[uuid.UUID] = set()
@@ -99,19 +114,22 @@ def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> Selec
             for case in db.session.scalars(select(Case).where(Case.id.in_(candidates)).limit(MAX_CANDIDATES)):
                 if blind.confirm(Case.reporter_phone, case.reporter_phone, only_digits):
                     ids.add(case.id)
-        return sorted(ids)
+        return _Matches(sorted(ids))
     if not words(q):
-        return []
+        return _Matches([])
     ids = set()
+    unconfirmed = False
     for child_field in (Child.full_name, Child.other_names):
-        candidates = blind.candidate_ids(child_field, q, communes)
-        if candidates is None:
+        found = blind.lookup(child_field, q, communes)
+        if found is None:
             continue
-        # The candidates as a list when there are not too many: the database then knows how few they are and reads
-        # their cases by index, where a subquery it cannot count invites a scan of every open case in scope.
-        fetched = list(db.session.scalars(candidates.limit(MAX_CANDIDATES + 1)))
+        candidates = found.rows
+        # The candidates as a list (one array parameter) when there are not too many: the database then knows how
+        # few they are and reads their cases by index, where a subquery it cannot count invites a scan of every
+        # open case in scope, and runs the lookup a second time.
+        fetched = list(db.session.scalars(candidates.limit(LISTED_CANDIDATES + 1)))
         in_candidates = (
-            _among(Case.child_id, fetched) if len(fetched) <= MAX_CANDIDATES else Case.child_id.in_(candidates)
+            _among(Case.child_id, fetched) if len(fetched) <= LISTED_CANDIDATES else Case.child_id.in_(candidates)
         )
         # First the cases the user may see (from the index of open cases by child, when only open ones are wanted),
         # then only their children's sealed values, opened to confirm: reading every candidate child's record first
@@ -123,12 +141,19 @@ def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> Selec
             cases_of.setdefault(child_id, []).append(case_id)
         if not cases_of:
             continue
+        if found.exact:
+            # Every word looked up with long terms: these are the matches. Opening thousands of names to confirm
+            # what the index already says was most of a common name's search; the cases shown are confirmed.
+            unconfirmed = True
+            for case_ids in cases_of.values():
+                ids.update(case_ids)
+            continue
         sealed = getattr(Child, child_field.column)
         matches = blind.matcher(child_field, q)
         for child_id, stored in db.session.execute(select(Child.id, sealed).where(_among(Child.id, list(cases_of)))):
             if matches(child_field.open(stored, child_id)):
                 ids.update(cases_of[child_id])
-    return sorted(ids)
+    return _Matches(sorted(ids), q if unconfirmed else None)
 
 
 def overdue_condition(now: datetime | None = None):
@@ -141,8 +166,9 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
     within = [scope.commune_condition(Case.commune_code, user)]
     if filters.open_only:
         within.append(Case.closed_at.is_(None))
-    ids = _matching_ids(filters.q, within, scope.communes_of(user))
-    if ids is not None:
+    matches = _matching_ids(filters.q, within, scope.communes_of(user))
+    if matches is not None:
+        ids = matches.ids
         if isinstance(ids, list) and not ids:
             return Page(items=[], total=0, page=1, per_page=per_page)
         stmt = stmt.where(_among(Case.id, ids) if isinstance(ids, list) else Case.id.in_(ids))
@@ -175,6 +201,8 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
     ordered = stmt.order_by(*DEADLINE_ORDER)
     page_rows = ordered.options(selectinload(Case.child)).offset((page - 1) * per_page).limit(per_page)
     items = list(db.session.scalars(page_rows))
+    if matches is not None and matches.to_confirm:
+        items = [case for case in items if _name_matches(case, matches.to_confirm)]
     return Page(items=items, total=total, page=page, per_page=per_page)
 
 

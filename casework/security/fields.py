@@ -24,8 +24,10 @@ from __future__ import annotations
 import base64
 import hmac
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import date
 from hashlib import sha256
 from typing import Any
@@ -38,6 +40,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Select,
     String,
     Text,
     Uuid,
@@ -338,15 +341,37 @@ def _maintain_blind_indexes(session: Session, _context, _instances) -> None:
 COMMON_TERM_ROWS = 100_000
 
 
+#: With terms of at least this many bits, a query's term stands for another word of the column's (a few thousand
+#: distinct name words) about once in a million: a lookup of every query word is then taken as the matches
+#: themselves, and only the rows shown are confirmed. With fewer bits (more privacy) every candidate is confirmed.
+EXACT_TERM_BITS = 32
+
+
+@dataclass
+class Lookup:
+    """The rows a blind-index lookup found: ``rows`` is a SELECT of their ids; ``exact`` when every query token was
+    looked up with terms long enough (EXACT_TERM_BITS) that the rows are the matches, bar a one-in-a-million
+    collision that :func:`confirm` on the rows shown still catches."""
+
+    rows: Select
+    exact: bool
+
+
 def candidate_ids(field: Encrypted, query: str, communes: Collection[str] | None = None):
-    """A SELECT of the row ids whose value may match ``query``, or None: rows holding every query token, or, when
-    some tokens are common, every rarer one.
+    """A SELECT of the row ids whose value may match ``query``, or None (see :func:`lookup`)."""
+    found = lookup(field, query, communes)
+    return found.rows if found else None
+
+
+def lookup(field: Encrypted, query: str, communes: Collection[str] | None = None) -> Lookup | None:
+    """The rows whose value may match ``query``, or None when it has no token: rows holding every query token, or,
+    when some tokens are common, every rarer one.
 
     :param communes: look only at rows of these communes (the searching user's area); None for everywhere (a
         personal ID is looked for across the country).
 
-    Truncated terms collide and common tokens are skipped, so every candidate must be confirmed with
-    :func:`confirm` after decryption.
+    Truncated terms collide and common tokens may be skipped, so candidates are confirmed with :func:`confirm`
+    after decryption: all of them, or, for an ``exact`` lookup, those shown.
     """
     if not field.index:
         raise ValueError(f"{field.name} has no blind index")
@@ -368,23 +393,51 @@ def candidate_ids(field: Encrypted, query: str, communes: Collection[str] | None
         return stmt
 
     selects = [rows_with(token) for token in dict.fromkeys(wanted)]
+    long_terms = current_app.config["CASEWORK_BLIND_INDEX_BITS"] >= EXACT_TERM_BITS
     if len(selects) == 1:
-        return selects[0].distinct()
+        return Lookup(selects[0].distinct(), long_terms)
     # A token as common as a family name across a whole province (Nguyễn is every third child) would cost a scan
     # of a large part of the index. Count each token's rows up to a bound first (index-only, so cheap) and
     # intersect only the tokens under it: the candidates are then a superset of the matches, which confirm()
     # narrows after decryption anyway. Only when every token is that common does the intersection read them all.
+    area = tuple(sorted(communes)) if communes is not None else None
     rare = [
         stmt
-        for stmt in selects
-        if db.session.scalar(select(func.count()).select_from(stmt.limit(COMMON_TERM_ROWS + 1).subquery()))
+        for token, stmt in zip(dict.fromkeys(wanted), selects, strict=True)
+        if _rows_up_to_bound(stmt, (field.table, field.column, field._term(token, key_ids[0]), area))
         <= COMMON_TERM_ROWS
     ]
     chosen = rare or selects
+    exact = long_terms and len(chosen) == len(selects)
     if len(chosen) == 1:
-        return chosen[0].distinct()
+        return Lookup(chosen[0].distinct(), exact)
     # One index-only scan per token (ix_blind_index_lookup carries the row id on PostgreSQL), intersected.
-    return select(intersect(*chosen).subquery().c.row_id)
+    return Lookup(select(intersect(*chosen).subquery().c.row_id), exact)
+
+
+#: How many rows each (column, keys, token, area) had, and when that was counted (:func:`_rows_up_to_bound`).
+_counted: dict[tuple, tuple[float, int]] = {}
+COUNT_SECONDS = 300
+COUNT_ENTRIES = 20_000
+
+
+def _rows_up_to_bound(stmt, key: tuple) -> int:
+    """The rows of a token's lookup, up to COMMON_TERM_ROWS + 1, counted at most every COUNT_SECONDS per process.
+
+    The same common words ("Nguyễn", "Văn", "Thị") come back in most searches, and counting them read up to a
+    hundred thousand index entries each time. A count only chooses which words to intersect: one a few minutes old
+    changes the speed of a search, never its result (the rows are confirmed, or every word was looked up). The key
+    holds the word's term (its HMAC), not the word.
+    """
+    now = time.monotonic()
+    found = _counted.get(key)
+    if found is not None and now - found[0] < COUNT_SECONDS:
+        return found[1]
+    rows = db.session.scalar(select(func.count()).select_from(stmt.limit(COMMON_TERM_ROWS + 1).subquery()))
+    if len(_counted) >= COUNT_ENTRIES:
+        _counted.clear()
+    _counted[key] = (now, rows)
+    return rows
 
 
 def confirm(field: Encrypted, value: Any, query: str) -> bool:

@@ -61,7 +61,7 @@ def upgrade():
         ["child_id"],
         postgresql_where=sa.text("closed_at IS NULL"),
         sqlite_where=sa.text("closed_at IS NULL"),
-        postgresql_include=["id", "commune_code"],
+        postgresql_include=["commune_code"],
     )
 
 
