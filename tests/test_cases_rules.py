@@ -510,6 +510,19 @@ def test_a_child_an_exact_lookup_brings_by_mistake_is_never_shown(open_case, wor
     assert [case.id for case in page.items] == [wanted.id]
 
 
+def test_a_name_searched_with_a_filter_counts_only_the_cases_the_filter_keeps(open_case, worker):
+    from casework.cases import search
+
+    high = open_case(child__full_name="Sùng Thị Pà")
+    low = open_case(child__full_name="Sùng Thị Pà", risk_level="low")
+    open_case(child__full_name="Giàng A Tủa")
+    everything = search.search(worker, search.Filters(q="sung pa"))
+    assert everything.total == 2 and {c.id for c in everything.items} == {high.id, low.id}
+    only_low = search.search(worker, search.Filters(q="sung pa", risk="low"))
+    assert only_low.total == 1 and [c.id for c in only_low.items] == [low.id]
+    assert search.search(worker, search.Filters(q="sung pa", stage="closed")).total == 0
+
+
 # --- assignment -------------------------------------------------------------------------------------------------------
 
 

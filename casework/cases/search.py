@@ -78,6 +78,9 @@ class _Matches:
 
     ids: Select | list[uuid.UUID]
     to_confirm: str | None = None
+    #: the ids were taken under the search's own conditions (the user's scope, open cases only): with no other
+    #: filter, their number is the total
+    within_applied: bool = False
 
 
 def _name_matches(case: Case, q: str) -> bool:
@@ -153,7 +156,7 @@ def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> _Matc
         for child_id, stored in db.session.execute(select(Child.id, sealed).where(_among(Child.id, list(cases_of)))):
             if matches(child_field.open(stored, child_id)):
                 ids.update(cases_of[child_id])
-    return _Matches(sorted(ids), q if unconfirmed else None)
+    return _Matches(sorted(ids), q if unconfirmed else None, within_applied=True)
 
 
 def overdue_condition(now: datetime | None = None):
@@ -196,7 +199,20 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
         stmt = stmt.where(
             select(CaseCode.case_id).where(CaseCode.case_id == Case.id, CaseCode.code == filters.category).exists()
         )
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    other_filters = (
+        filters.stage,
+        filters.risk,
+        filters.commune,
+        filters.assigned_to,
+        filters.unassigned,
+        filters.overdue,
+        filters.due_within_days,
+        filters.category,
+    )
+    if matches is not None and matches.within_applied and isinstance(matches.ids, list) and not any(other_filters):
+        total = len(matches.ids)  # the name's cases were found under these very conditions: no second count
+    else:
+        total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     page = max(1, filters.page)
     ordered = stmt.order_by(*DEADLINE_ORDER)
     page_rows = ordered.options(selectinload(Case.child)).offset((page - 1) * per_page).limit(per_page)
