@@ -21,7 +21,9 @@ each page beside a baseline measured in the same run.
 
 Each scenario is one ``locust --headless`` run of ``BENCH_USERS`` users who sign in through the form, then repeat
 their request without waiting (a closed loop: the server is kept busy, so requests per second is its capacity for
-that request and the p95 is the latency at that concurrency). The first ``BENCH_WARMUP`` seconds are not counted;
+that request and the p95 is the latency at that concurrency). Every request comes on a new connection, as behind
+nginx's ``proxy_pass`` (docs/OPERATIONS.md); kept-open connections stayed with the gunicorn worker that accepted
+them, and a run used one core or two depending on that draw. The first ``BENCH_WARMUP`` seconds are not counted;
 then ``BENCH_SECONDS`` are. The CPU used by gunicorn, PostgreSQL, locust and the rest of the machine during the
 measured window is recorded (locust runs on the same two cores).
 
@@ -792,7 +794,9 @@ def section(settings: Settings, facts: dict[str, Any], measured: dict[str, Measu
         f"({facts['communes']}) holds {facts['worker_commune_cases']:,}, {facts['worker_open_assigned']:,} of them "
         f"open and assigned to them; the province {facts['officer_province_cases']:,}"
         + "".join(f"; {facts[k]}" for k in ("plain_copy", "payments", "dashboard") if k in facts),
-        f"- **Load**: {settings.users} users per scenario, no wait between requests; {settings.warmup:.0f} s of "
+        f"- **Load**: {settings.users} users per scenario, no wait between requests, each request on a new "
+        "connection (as nginx's `proxy_pass` sends them); the load generator is one process, so the bare endpoint's "
+        f"figure is locust's ceiling as much as gunicorn's (see the CPU table); {settings.warmup:.0f} s of "
         f"warm-up (sign-in included) then {settings.seconds:.0f} s measured; casework as `casework serve --workers "
         f"{WORKERS} --threads {THREADS}` in the production configuration, the baselines under a gunicorn of the same "
         "shape, never both at once. Load average (1 min) before and after each scenario in the CPU table.",

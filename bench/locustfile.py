@@ -77,6 +77,10 @@ class BenchUser(FastHttpUser):
 
     abstract = True
     wait_time = constant(0)
+    # Each request on a connection of its own, as gunicorn receives them behind nginx (docs/OPERATIONS.md:
+    # proxy_pass opens a connection per request). Kept open, the four users' connections stayed with whichever of
+    # the two gunicorn workers accepted them, and a run measured one core or two depending on that draw.
+    default_headers = {"Connection": "close"}  # noqa: RUF012 - locust's own attribute
     role: str | None = None  # the kind of account to sign in with (the plan's "accounts"); None: no sign-in
 
     def on_start(self) -> None:
