@@ -262,7 +262,6 @@ def add_bench_pages(app: Flask) -> None:
     one query) and from plaintext, and the social worker's real home page fed from plaintext."""
     from casework.cases import search
     from casework.cases.models import Child
-    from casework.dbtypes import utcnow
     from casework.extensions import db
     from casework.locations.models import Commune, Province
 
@@ -292,8 +291,11 @@ def add_bench_pages(app: Flask) -> None:
 
     def plain_home():
         """``main.home`` for a social worker, with the caseload read from the plaintext copy."""
-        caseload = plain_rows()
-        now = utcnow()
+        from casework.cases.search import caseload_counts
+        from casework.main.views import HOME_CASELOAD
+
+        caseload = plain_rows()[:HOME_CASELOAD]
+        open_count, overdue_count = caseload_counts(current_user)  # plain columns on both sides
         return render_template(
             "home/social_worker.html",
             province=db.session.get(Province, current_user.province_code),
@@ -301,7 +303,8 @@ def add_bench_pages(app: Flask) -> None:
                 select(Commune).where(Commune.code.in_(current_user.commune_codes)).order_by(Commune.name)
             ).all(),
             caseload=caseload,
-            overdue_count=sum(1 for c in caseload if c.next_deadline_at is not None and c.next_deadline_at < now),
+            open_count=open_count,
+            overdue_count=overdue_count,
         )
 
     app.add_url_rule("/bench/caseload", "bench.caseload", casework_caseload)
