@@ -277,12 +277,13 @@ def test_search_filters_and_sorts_by_next_deadline(client, worker, make_case):
     late = make_case(worker, full_name="Lê Văn Muộn")
     overdue = make_case(worker, full_name="Lê Văn Trễ")
     now = utcnow()
+    db.session.rollback()  # once: fresh() in the loop rolled back the deadlines set before it
     for case, deadline in (
         (soon, now + timedelta(days=2)),
         (late, now + timedelta(days=9)),
         (overdue, now - timedelta(days=1)),
     ):
-        fresh(Case, case.id).next_deadline_at = deadline
+        db.session.get(Case, case.id).next_deadline_at = deadline
     db.session.commit()
     signed_in(client, worker)
 
