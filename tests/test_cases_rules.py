@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -521,6 +521,38 @@ def test_a_name_searched_with_a_filter_counts_only_the_cases_the_filter_keeps(op
     only_low = search.search(worker, search.Filters(q="sung pa", risk="low"))
     assert only_low.total == 1 and [c.id for c in only_low.items] == [low.id]
     assert search.search(worker, search.Filters(q="sung pa", stage="closed")).total == 0
+
+
+@pytest.mark.parametrize("bits", [32, 16], ids=["exact lookup", "confirmed lookup"])
+def test_a_names_matches_are_paged_in_deadline_order_as_any_other_search(app, open_case, worker, monkeypatch, bits):
+    """A name's matches come back sorted and a page is a slice of them; the same search with a filter that keeps
+    them all is sorted by the database: both must show the same cases in the same order, page after page."""
+    from casework.cases import search
+
+    monkeypatch.setitem(app.config, "CASEWORK_BLIND_INDEX_BITS", bits)
+    cases = [open_case(child__full_name="Sùng Thị Pà") for _ in range(7)]
+    open_case(child__full_name="Giàng A Tủa")
+    now = datetime(2025, 3, 1, 2, 30, tzinfo=UTC)
+    deadlines = [now + timedelta(days=3), None, now - timedelta(days=1), now + timedelta(days=3), None, now, now]
+    for n, (case, deadline) in enumerate(zip(cases, deadlines, strict=True)):
+        stored = db.session.get(Case, case.id)
+        stored.next_deadline_at = deadline
+        stored.received_at = now - timedelta(hours=n)  # equal deadlines: the newest report first
+    db.session.commit()
+    overdue_first = [cases[2], cases[5], cases[6], cases[0], cases[3], cases[1], cases[4]]
+
+    def pages(**filters):
+        return [search.search(worker, search.Filters(q="sung pa", page=n, **filters), per_page=3) for n in (1, 2, 3, 4)]
+
+    sliced, sorted_by_sql = pages(), pages(commune="06970")
+    for shown in (sliced, sorted_by_sql):
+        assert [page.total for page in shown] == [7, 7, 7, 7]
+        assert [[case.id for case in page.items] for page in shown] == [
+            [case.id for case in overdue_first[:3]],
+            [case.id for case in overdue_first[3:6]],
+            [overdue_first[6].id],
+            [],  # past the last page: nothing, and the total still says how many there are
+        ]
 
 
 # --- assignment -------------------------------------------------------------------------------------------------------
