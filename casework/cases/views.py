@@ -132,7 +132,11 @@ def _person(user_id: uuid.UUID) -> str:
 
 def _commune(code: str) -> str:
     commune = db.session.get(Commune, code)
-    return f"{commune.name} ({commune.code})" if commune else code
+    return _commune_label(commune.code, commune.name) if commune else code
+
+
+def _commune_label(code: str, name: str) -> str:
+    return f"{name} ({code})"
 
 
 @bp.app_template_global()
@@ -172,7 +176,10 @@ def _load(case_id: uuid.UUID) -> Case:
 def _communes_in_scope(user: User) -> list[tuple[str, str]]:
     stmt = scope.filter_to_scope(select(Commune.code, Commune.name), Commune.code, user)
     rows = db.session.execute(stmt.where(Commune.merged_into_code.is_(None)).order_by(Commune.name)).all()
-    return [(code, f"{name} ({code})") for code, name in rows]
+    labels = [(code, _commune_label(code, name)) for code, name in rows]
+    # The page's rows name these communes too: an officer's results read each of a page's communes one by one.
+    g.setdefault("casework_commune_names", {}).update(labels)
+    return labels
 
 
 def _workers_in_scope(user: User) -> list[tuple[str, str]]:
