@@ -555,6 +555,26 @@ def test_a_names_matches_are_paged_in_deadline_order_as_any_other_search(app, op
         ]
 
 
+@pytest.mark.parametrize("bits", [32, 16], ids=["exact lookup", "confirmed lookup"])
+def test_a_name_found_as_one_childs_name_and_anothers_other_name_lists_both_in_deadline_order(
+    app, open_case, worker, monkeypatch, bits
+):
+    from casework.cases import search
+
+    monkeypatch.setitem(app.config, "CASEWORK_BLIND_INDEX_BITS", bits)
+    named = open_case(child__full_name="Sùng Thị Pà")
+    nicknamed = open_case(child__full_name="Lò Thị Dung", child__other_names="Pà Sùng")
+    open_case(child__full_name="Giàng A Tủa", child__other_names="Tủa")
+    now = datetime(2025, 3, 1, 2, 30, tzinfo=UTC)
+    db.session.get(Case, named.id).next_deadline_at = now + timedelta(days=2)
+    db.session.get(Case, nicknamed.id).next_deadline_at = now + timedelta(days=1)
+    db.session.commit()
+    pages = [search.search(worker, search.Filters(q="sung pa", page=n), per_page=1) for n in (1, 2, 3)]
+    assert [page.total for page in pages] == [2, 2, 2]
+    assert [[case.id for case in page.items] for page in pages] == [[nicknamed.id], [named.id], []]
+    assert search.search(worker, search.Filters(q="tua")).total == 1
+
+
 # --- assignment -------------------------------------------------------------------------------------------------------
 
 

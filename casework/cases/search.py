@@ -80,6 +80,8 @@ class _Matches:
     #: the ids were taken under the search's own conditions (the user's scope, open cases only) and are in
     #: DEADLINE_ORDER: with no other filter, their number is the total and a page is a slice of them
     ordered: bool = False
+    #: when only the requested page's ids were read (``window``): how many there are in all
+    total: int | None = None
 
 
 def _name_matches(case: Case, q: str) -> bool:
@@ -87,13 +89,17 @@ def _name_matches(case: Case, q: str) -> bool:
     return blind.confirm(Child.full_name, child.full_name, q) or blind.confirm(Child.other_names, child.other_names, q)
 
 
-def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> _Matches | None:
+def _matching_ids(
+    q: str, within=(), communes: list[str] | None = None, window: tuple[int, int] | None = None
+) -> _Matches | None:
     """Case ids (or a SELECT of them) matching the search text, or None when there is no text.
 
     :param within: conditions on ``Case`` (the user's scope, open cases...) applied before candidates are
         counted, so that a common name elsewhere cannot crowd out the matches the user may see.
     :param communes: the user's area: a name is looked up there only (a personal ID or a phone number is looked up
         everywhere, and ``within`` keeps what the user may see).
+    :param window: (offset, limit) of the page wanted, when no other filter applies: a name's matches may then come
+        back as that page's ids and their total (:attr:`_Matches.total`).
     """
     q = (q or "").strip()
     if not q:
@@ -119,36 +125,17 @@ def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> _Matc
         return _Matches(sorted(ids))
     if not words(q):
         return _Matches([])
+    if window is not None:
+        paged = _name_page(q, within, communes, window)
+        if paged is not None:
+            return paged
     per_field: list[list[uuid.UUID]] = []  # the matching cases of each name field, in DEADLINE_ORDER
     unconfirmed = False
-    for child_field in (Child.full_name, Child.other_names):
+    for child_field in NAME_FIELDS:
         found = blind.lookup(child_field, q, communes)
         if found is None:
             continue
-        # The open cases (per ``within``) of the candidate children, in DEADLINE_ORDER, in one query. On PostgreSQL
-        # each candidate's cases are read from ix_cases_open_child (LATERAL): left to choose, the planner misjudged
-        # how many cases a province has and scanned all of them (250 ms for an officer's "Nguyễn Minh", against
-        # 30 ms). Passing ten thousand candidates back and forth as a list cost more than the lookup itself.
-        if db.session.get_bind().dialect.name == "postgresql":
-            # Its estimated cost (thousands of candidates, each an index probe) is over PostgreSQL's bar for
-            # compiling the query to machine code, which took 10-200 ms for a query that runs in 30-70.
-            db.session.execute(text("SET LOCAL jit = off"))
-            candidates = found.rows.subquery()
-            of_each = (
-                select(Case.id, Case.child_id, Case.next_deadline_at, Case.received_at)
-                .where(Case.child_id == candidates.c.row_id, *within)
-                .lateral()
-            )
-            cases = (
-                select(of_each.c.id, of_each.c.child_id)
-                .select_from(candidates)
-                .join(of_each, true())
-                .order_by(of_each.c.next_deadline_at.asc().nulls_last(), of_each.c.received_at.desc())
-            )
-        else:
-            cases = select(Case.id, Case.child_id).where(Case.child_id.in_(found.rows), *within)
-            cases = cases.order_by(*DEADLINE_ORDER)
-        rows = db.session.execute(cases.limit(MAX_CANDIDATES)).all()
+        rows = db.session.connection().execute(_cases_of(found.rows, within).limit(MAX_CANDIDATES)).all()
         if not rows:
             continue
         if found.exact:
@@ -176,6 +163,67 @@ def _matching_ids(q: str, within=(), communes: list[str] | None = None) -> _Matc
     return _Matches(found_ids[0] if found_ids else [], q if unconfirmed else None, ordered=True)
 
 
+NAME_FIELDS = (Child.full_name, Child.other_names)
+
+
+def _cases_of(candidate_children: Select, within) -> Select:
+    """``SELECT id, child_id`` of the cases (per ``within``) of the candidate children, in DEADLINE_ORDER.
+
+    On PostgreSQL each candidate's cases are read from ix_cases_open_child (LATERAL): left to choose, the planner
+    misjudged how many cases a province has and scanned all of them (250 ms for an officer's "Nguyễn Minh", against
+    30 ms). Passing ten thousand candidates back and forth as a list cost more than the lookup itself.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return (
+            select(Case.id, Case.child_id)
+            .where(Case.child_id.in_(candidate_children), *within)
+            .order_by(*DEADLINE_ORDER)
+        )
+    # The estimated cost (thousands of candidates, each an index probe) is over PostgreSQL's bar for compiling the
+    # query to machine code, which took 10-200 ms for a query that runs in 30-70.
+    db.session.execute(text("SET LOCAL jit = off"))
+    candidates = candidate_children.subquery()
+    of_each = (
+        select(Case.id, Case.child_id, Case.next_deadline_at, Case.received_at)
+        .where(Case.child_id == candidates.c.row_id, *within)
+        .lateral()
+    )
+    return (
+        select(of_each.c.id, of_each.c.child_id)
+        .select_from(candidates)
+        .join(of_each, true())
+        .order_by(of_each.c.next_deadline_at.asc().nulls_last(), of_each.c.received_at.desc())
+    )
+
+
+def _name_page(q: str, within, communes: list[str] | None, window: tuple[int, int]) -> _Matches | None:
+    """One page of a name's matches and their total, read without the rest, when every name field's lookup is exact
+    and one field at most has matches (the usual case); None otherwise.
+
+    An officer's common name matches thousands of open cases: counting and sorting them is the database's work, and
+    only the page's 25 ids come back (fetching the thousands of ids to slice them here cost a sixth of the search).
+    """
+    offset, limit = window
+    page: _Matches | None = None
+    for child_field in NAME_FIELDS:
+        found = blind.lookup(child_field, q, communes)
+        if found is None:
+            continue
+        if not found.exact:
+            return None
+        # count(*) OVER () is computed over every match, before the page is cut from them.
+        counted = _cases_of(found.rows, within).add_columns(func.count().over()).offset(offset).limit(limit)
+        rows = db.session.connection().execute(counted).all()
+        if not rows:
+            if offset:
+                return None  # past the last page, or no match: counted by the general way
+            continue
+        if page is not None:
+            return None  # matches in two fields: sorted together by the general way
+        page = _Matches([case_id for case_id, _, _ in rows], q, ordered=True, total=rows[0][2])
+    return page or _Matches([])
+
+
 def overdue_condition(now: datetime | None = None):
     return and_(Case.closed_at.is_(None), Case.next_deadline_at.is_not(None), Case.next_deadline_at < (now or utcnow()))
 
@@ -189,28 +237,28 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
         stmt = stmt.where(Case.closed_at.is_(None))
     conditions = _filter_conditions(filters)
     page = max(1, filters.page)
-    matches = _matching_ids(filters.q, within, scope.communes_of(user))
+    window = ((page - 1) * per_page, per_page) if not conditions else None
+    matches = _matching_ids(filters.q, within, scope.communes_of(user), window)
     if matches is not None:
         ids = matches.ids
         if isinstance(ids, list) and not ids:
             return Page(items=[], total=0, page=1, per_page=per_page)
         if matches.ordered and not conditions:
             # A name's matches were found under these very conditions, and come sorted: their number is the total
-            # and a page is a slice, so only the page's cases are read (sorting thousands of them again in SQL was
-            # a quarter of a common name's search).
-            shown = ids[(page - 1) * per_page : page * per_page]
-            loaded = (
-                {
-                    case.id: case
-                    for case in db.session.scalars(stmt.where(_among(Case.id, shown)).options(selectinload(Case.child)))
-                }
-                if shown
-                else {}
-            )
+            # and a page is a slice of them (or they are the page already), so only the page's cases are read
+            # (sorting thousands of them again in SQL was a quarter of a common name's search).
+            if matches.total is None:
+                shown, total = ids[(page - 1) * per_page : page * per_page], len(ids)
+            else:
+                shown, total = ids, matches.total
+            loaded = {
+                case.id: case
+                for case in db.session.scalars(stmt.where(_among(Case.id, shown)).options(selectinload(Case.child)))
+            }
             items = [loaded[case_id] for case_id in shown if case_id in loaded]
             if matches.to_confirm:
                 items = [case for case in items if _name_matches(case, matches.to_confirm)]
-            return Page(items=items, total=len(ids), page=page, per_page=per_page)
+            return Page(items=items, total=total, page=page, per_page=per_page)
         stmt = stmt.where(_among(Case.id, ids) if isinstance(ids, list) else Case.id.in_(ids))
     stmt = stmt.where(*conditions)
     total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
