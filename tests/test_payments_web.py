@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import openpyxl
 import pytest
@@ -771,3 +771,21 @@ def test_a_committee_member_is_refused_every_payment_page(app, make_user, worker
     assert fresh(PaymentRequest, payment.id).status == "submitted"
     assert "/payments/" not in client.get("/").get_data(as_text=True)  # no door in the navigation
     assert events("payments.export") == []
+
+
+def test_the_supervisors_home_shows_the_ten_oldest_requests_awaiting_them_and_the_inbox_all(
+    app, worker, supervisor, case, programme
+):
+    from casework.main.views import HOME_LIST
+
+    payments = [submitted_request(case, worker, programme, amount_vnd=100_000 + n) for n in range(HOME_LIST + 2)]
+    db.session.rollback()  # once: fresh() in the loop would roll back the times set before it
+    for n, payment in enumerate(payments):  # submitted a minute apart, the first one first
+        db.session.get(PaymentRequest, payment.id).submitted_at = datetime(2025, 3, 1, 2, n, tzinfo=UTC)
+    db.session.commit()
+    client = signed_in(app, supervisor)
+    home = client.get("/").get_data(as_text=True)
+    shown = [n for n, p in enumerate(payments) if f"/payments/{p.id}" in home]
+    assert shown == list(range(HOME_LIST)), shown
+    inbox = client.get("/payments/inbox").get_data(as_text=True)
+    assert all(f"/payments/{p.id}" in inbox for p in payments)

@@ -63,7 +63,7 @@ def _caseload_context(user: User) -> dict:
             "unassigned": case_search.search(user, case_search.Filters(unassigned=True), per_page=HOME_LIST),
             "overdue": case_search.search(user, case_search.Filters(overdue=True), per_page=HOME_LIST),
             "incoming_referrals": case_operations.incoming_referrals(user),
-            "awaiting_payments": payment_operations.awaiting_decision(user)[:HOME_LIST],
+            "awaiting_payments": payment_operations.awaiting_decision(user, limit=HOME_LIST),
         }
     if user.role == PROVINCIAL_OFFICER:
         return {"overdue": case_search.search(user, case_search.Filters(overdue=True), per_page=HOME_LIST)}

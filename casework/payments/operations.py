@@ -643,8 +643,9 @@ def _role_label(role: str | None) -> str:
 # --- lists, ledgers -----------------------------------------------------------------------------------------------
 
 
-def awaiting_decision(user: User) -> list[PaymentRequest]:
-    """The requests whose current step awaits ``user`` (their role, their scope, not their own), oldest first."""
+def awaiting_decision(user: User, *, limit: int | None = None) -> list[PaymentRequest]:
+    """The requests whose current step awaits ``user`` (their role, their scope, not their own), oldest first
+    (the first ``limit`` of them, for the home page)."""
     if user.role not in (SUPERVISOR, PROVINCIAL_OFFICER):
         return []
     already = select(PaymentDecision.payment_id).where(
@@ -660,6 +661,7 @@ def awaiting_decision(user: User) -> list[PaymentRequest]:
             ~PaymentRequest.id.in_(already.where(PaymentDecision.payment_id == PaymentRequest.id)),
         )
         .order_by(PaymentRequest.submitted_at)
+        .limit(limit)
     )
     return list(db.session.scalars(stmt))
 
