@@ -274,10 +274,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             return app
 
     def _pre_fork(server, worker):
-        # The application's 190,000 long-lived objects (modules, mappers, code lists) out of the
-        # cyclic garbage collector's reach: each full collection walked them all, 70-80 ms in one process at every
-        # third name search of a province (measured at 1,000,000 cases). It also keeps the memory pages the workers
-        # share with the master from being copied.
+        # The application's 190,000 long-lived objects (modules, mappers, code lists) out of the cyclic garbage
+        # collector's reach: each full collection walked them all, 70-80 ms in one process at every third name
+        # search of a province (measured at 1,000,000 cases). It also keeps the memory pages the workers share with
+        # the master from being copied.
         gc.freeze()
 
     def _post_fork(server, worker):

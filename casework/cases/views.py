@@ -114,10 +114,15 @@ def code_label(list_name: str, code: str | None) -> str:
     return codes.label(list_name, code) if code else ""
 
 
+def _names(kind: str) -> dict:
+    """This request's names of ``kind`` ("person", "commune") already worked out, by key."""
+    return g.setdefault(f"casework_{kind}_names", {})
+
+
 def _remembered(kind: str, key, compute) -> str:
     """``compute(key)``, once per request: a list page names the same commune or colleague on every row, and the
     session forgets a row nothing refers to any more (a page of 25 results read its one commune 25 times)."""
-    names = g.setdefault(f"casework_{kind}_names", {})
+    names = _names(kind)
     if key not in names:
         names[key] = compute(key)
     return names[key]
@@ -178,7 +183,7 @@ def _communes_in_scope(user: User) -> list[tuple[str, str]]:
     rows = db.session.execute(stmt.where(Commune.merged_into_code.is_(None)).order_by(Commune.name)).all()
     labels = [(code, _commune_label(code, name)) for code, name in rows]
     # The page's rows name these communes too: an officer's results read each of a page's communes one by one.
-    g.setdefault("casework_commune_names", {}).update(labels)
+    _names("commune").update(labels)
     return labels
 
 
