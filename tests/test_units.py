@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import stat
 import unicodedata
 import uuid
@@ -194,6 +195,23 @@ def test_loading_again_puts_back_a_name_changed_by_hand(app):
         db.session.execute(update(Commune).where(Commune.code == "06970").values(name="Xã Ba Chẽ"))
         db.session.execute(update(Province).where(Province.code == "22").values(name="Tỉnh Quảng Ninh"))
         db.session.commit()
+
+
+def test_a_reload_that_renames_a_commune_shows_the_new_name_at_once(app, tmp_path):
+    """Pages name communes from the application's memory (for minutes); reloading the units forgets it."""
+    shutil.copytree(operations.DATA_DIR, tmp_path / "data")
+    communes = tmp_path / "data" / "communes.csv"
+    communes.write_text(communes.read_text(encoding="utf-8").replace("Xã Ba Chẽ", "Xã Ba Chẽ Mới"), encoding="utf-8")
+    try:
+        assert operations.commune_name("06970") == "Xã Ba Chẽ"
+        assert operations.load_units(tmp_path / "data")["communes"] == {"added": 0, "updated": 1}
+        db.session.commit()
+        assert operations.commune_name("06970") == "Xã Ba Chẽ Mới"
+    finally:
+        operations.load_units()
+        db.session.commit()
+    assert operations.commune_name("06970") == "Xã Ba Chẽ"
+    assert operations.commune_name("99999") is None
 
 
 # --- merges recorded later --------------------------------------------------------------------------------------

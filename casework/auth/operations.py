@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from casework import audit
 from casework.auth import passwords
@@ -249,7 +250,8 @@ def load_session_user(session_id: str) -> User | None:
         uid = uuid.UUID(user_id)
     except ValueError:
         return None
-    user = db.session.get(User, uid)
+    # Its communes in the same query: nearly every page asks the user's scope.
+    user = db.session.get(User, uid, options=[joinedload(User.communes)])
     if user is None or not user.active or not epoch or not secrets.compare_digest(user.session_epoch, epoch):
         return None
     return user

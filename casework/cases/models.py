@@ -20,8 +20,10 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    and_,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casework.dbtypes import UTCDateTime, utcnow, uuid_pk
@@ -231,6 +233,16 @@ class Consent(db.Model):
     recorded_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
+
+    @hybrid_property
+    def in_force(self) -> bool:
+        """Given and not withdrawn: what may be relied on (in Python and in a query)."""
+        return self.given and self.withdrawn_at is None
+
+    @in_force.inplace.expression
+    @classmethod
+    def _in_force_expression(cls):
+        return and_(cls.given.is_(True), cls.withdrawn_at.is_(None))
 
 
 class CaseChange(db.Model):

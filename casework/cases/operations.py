@@ -16,6 +16,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from casework import audit, codes, scope
 from casework.auth.models import User, UserCommune
@@ -437,7 +438,8 @@ def load_case(case_id: uuid.UUID | str, actor: User) -> Case:
         uid = uuid.UUID(str(case_id))
     except ValueError:
         raise NotFound(_l("No such case.")) from None
-    case = db.session.get(Case, uid)
+    # The child and the case's codes in the same query: every page of a case shows or checks them.
+    case = db.session.get(Case, uid, options=[joinedload(Case.child), joinedload(Case.codes)])
     if case is None or not scope.can_access_commune(actor, case.commune_code):
         raise NotFound(_l("No such case."))
     return case
@@ -606,12 +608,7 @@ def assignment_history(case: Case) -> list[Assignment]:
 def active_consent(case: Case, scope_code: str) -> Consent | None:
     return db.session.scalar(
         select(Consent)
-        .where(
-            Consent.case_id == case.id,
-            Consent.scope == scope_code,
-            Consent.given.is_(True),
-            Consent.withdrawn_at.is_(None),
-        )
+        .where(Consent.case_id == case.id, Consent.scope == scope_code, Consent.in_force)
         .order_by(Consent.recorded_at.desc())
     )
 

@@ -43,6 +43,7 @@ from casework.dbtypes import utcnow
 from casework.errors import Conflict, PermissionDenied, ValidationFailed
 from casework.extensions import db
 from casework.i18n import format_date, local_tz, parse_day
+from casework.locations import operations as locations
 from casework.locations.models import Commune
 from casework.security import downloads
 from casework.security.files import StorageError, StoredFile, UploadRefused
@@ -136,8 +137,8 @@ def _person(user_id: uuid.UUID) -> str:
 
 
 def _commune(code: str) -> str:
-    commune = db.session.get(Commune, code)
-    return _commune_label(commune.code, commune.name) if commune else code
+    name = locations.commune_name(code)
+    return _commune_label(code, name) if name is not None else code
 
 
 def _commune_label(code: str, name: str) -> str:
@@ -364,6 +365,7 @@ def _case_page(case: Case, status: int = 200, **forms):
     operations.record_view(case, actor)
     supervises = scope.can_supervise(actor, case.commune_code)
     stored_files = operations.files_of(case)
+    consents = _consents_of(case)
     changes = [
         {
             "at": change.changed_at,
@@ -379,7 +381,7 @@ def _case_page(case: Case, status: int = 200, **forms):
         "child": case.child,
         "case_codes": {name: case.codes_of(name) for name in CASE_CODE_LISTS},
         "code_list_labels": CODE_LIST_LABELS,
-        "consents": _consents_of(case),
+        "consents": consents,
         "consent_subjects": CONSENT_SUBJECTS,
         "legal_bases": LEGAL_BASIS_LABELS,
         "notes": operations.notes_of(case),
@@ -397,7 +399,7 @@ def _case_page(case: Case, status: int = 200, **forms):
             )
         ),
         "supervises": supervises,
-        "has_sharing_consent": operations.active_consent(case, "sharing") is not None,
+        "has_sharing_consent": any(c.scope == "sharing" and c.in_force for c in consents),
         "access_log": _access_log(case, stored_files) if supervises else [],
         "action_labels": ACTION_LABELS,
         "note_form": forms.get("note_form") or NoteForm(formdata=None),

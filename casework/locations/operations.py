@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import time
 import unicodedata
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, select
 
@@ -25,6 +27,27 @@ from casework.locations.models import (
 DATA_DIR = Path(__file__).parent / "data"
 
 Progress = Callable[[int, str], None]
+
+# How long a process remembers a commune's name. Names change only when the units are reloaded (`casework
+# locations load`, which forgets them at once in its own process); other processes show the old name this long.
+NAME_MEMORY_SECONDS = 300.0
+
+
+def commune_name(code: str) -> str | None:
+    """The name of the commune ``code`` (None if there is none), remembered by the application for
+    :data:`NAME_MEMORY_SECONDS`: nearly every page names a commune, and reading it cost a query each time."""
+    names = current_app.extensions.setdefault("casework.commune_names", {})
+    now = time.monotonic()
+    remembered = names.get(code)
+    if remembered is not None and remembered[0] > now:
+        return remembered[1]
+    name = db.session.scalar(select(Commune.name).where(Commune.code == code))
+    names[code] = (now + NAME_MEMORY_SECONDS, name)
+    return name
+
+
+def forget_commune_names() -> None:
+    current_app.extensions.pop("casework.commune_names", None)
 
 
 def _rows(name: str, data_dir: Path) -> list[dict[str, str]]:
@@ -70,6 +93,7 @@ def load_units(data_dir: Path | None = None, progress: Progress | None = None) -
     """
     data_dir = data_dir or DATA_DIR
     report = progress or (lambda percent, message: None)
+    forget_commune_names()
     result: dict[str, dict[str, int]] = {}
     steps = [
         (
