@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -11,6 +10,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from casework.i18n import CaseworkBabel
 
 # Named constraints, so that a broken rule names itself and Alembic can drop it again on SQLite.
 NAMING_CONVENTION = {
@@ -32,5 +33,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-babel = Babel()
+babel = CaseworkBabel()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -85,6 +85,27 @@ def test_pages_are_vietnamese_by_default_and_english_on_request(app, client):
     assert '<html lang="en">' in page and "Sign in to casework" in page
 
 
+def test_a_forced_language_holds_inside_its_block_only_in_code_and_templates(app):
+    """Translations are found once per request and language (casework.i18n.RequestDomain): a language forced for a
+    notice in its reader's language (``force_locale``) must still take effect at once, and end with its block."""
+    from flask import render_template_string
+    from flask_babel import force_locale, gettext, lazy_gettext
+
+    def both() -> tuple[str, str, str]:
+        return gettext("Stage"), str(lazy_gettext("Closed")), render_template_string("{{ _('Stage') }}")
+
+    with app.test_request_context("/"):
+        assert both() == ("Bước xử lý", "Đã đóng", "Bước xử lý")
+        with force_locale("en"):
+            assert both() == ("Stage", "Closed", "Stage")
+        assert both() == ("Bước xử lý", "Đã đóng", "Bước xử lý")
+    with app.app_context():  # a job or a command: no request
+        assert gettext("Stage") == "Bước xử lý"
+        with force_locale("en"):
+            assert (gettext("Stage"), str(lazy_gettext("Closed"))) == ("Stage", "Closed")
+        assert gettext("Stage") == "Bước xử lý"
+
+
 def test_language_choice_survives_sign_in(app, client, make_user):
     make_user(username="englishuser")
     client.get("/lang/en")
