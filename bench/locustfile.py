@@ -191,6 +191,16 @@ class CaseView(BenchUser):
         self.expect(f"/cases/{self.rng.choice(PLAN['cases'])}", "case view")
 
 
+class Inbox(BenchUser):
+    """The social worker's notifications: the lightest signed-in page."""
+
+    role = "worker"
+
+    @task
+    def inbox(self) -> None:
+        self.expect("/notifications", "inbox")
+
+
 class Dashboard(BenchUser):
     """The province's statistics (this year, by commune) as a member of the provincial committee sees them."""
 
