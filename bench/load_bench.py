@@ -886,6 +886,14 @@ def section(settings: Settings, facts: dict[str, Any], measured: dict[str, Measu
         else:
             figure, ok = f"{row.rps / hello.rps:.0%}", row.rps / hello.rps >= limit
         lines.append(f"| {what} | {figure} | {'yes' if ok else 'no'} |")
+    floor = measured.get("inbox")
+    if hello is not None and floor is not None:
+        lines += [
+            "",
+            f"For scale: the lightest signed-in page (the inbox) served {floor.rps / hello.rps:.0%} of the bare "
+            "endpoint's requests per second in this run; every signed-in page, the case view included, does what it "
+            "does and more.",
+        ]
     if judged and m["nproc"] != "2":
         lines += ["", f"The targets are for 2 cores; this machine has {m['nproc']}."]
     lines.append("")
