@@ -850,8 +850,8 @@ def section(settings: Settings, facts: dict[str, Any], measured: dict[str, Measu
         f"{m['nproc']}): the server under test (gunicorn and its workers), PostgreSQL, Redis, the load generator "
         "(locust, on the same cores), and everything else running on the machine.",
         "",
-        "The server's CPU per request (its cores over its requests per second) is steadier from run to run than "
-        "requests per second, which move with whatever else the host runs.",
+        "The server's CPU per request is its cores over its requests per second: what one request costs the "
+        "server, which is what sizing needs.",
         "",
         "| scenario | server | server CPU ms per request | PostgreSQL | Redis | locust | other "
         "| load average before / after |",

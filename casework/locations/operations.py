@@ -28,8 +28,8 @@ DATA_DIR = Path(__file__).parent / "data"
 
 Progress = Callable[[int, str], None]
 
-# How long a process remembers a commune's name. Names change only when the units are reloaded (`casework
-# locations load`, which forgets them at once in its own process); other processes show the old name this long.
+# How long a process remembers a commune's name. Names change only when the units are reloaded (`casework init`, or
+# the administrator's reload job), which forgets them at once in its own process; others show the old name this long.
 NAME_MEMORY_SECONDS = 300.0
 
 
