@@ -56,6 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import flag_modified
 
+from casework.dbtypes import among
 from casework.extensions import db
 from casework.security import text as normal
 from casework.security.keys import KEY_ID_LENGTH, keyring
@@ -389,7 +390,7 @@ def lookup(field: Encrypted, query: str, communes: Collection[str] | None = None
             BlindIndexEntry.table_name == field.table, BlindIndexEntry.column_name == field.column, or_(*per_key)
         )
         if communes is not None:
-            stmt = stmt.where(BlindIndexEntry.commune_code.in_(sorted(communes)))
+            stmt = stmt.where(among(BlindIndexEntry.commune_code, sorted(communes)))
         return stmt
 
     selects = [rows_with(token) for token in dict.fromkeys(wanted)]
