@@ -751,6 +751,32 @@ def test_a_social_workers_own_intake_is_assigned_to_them(open_case, worker, supe
     assert theirs.assigned_to_id is None  # a supervisor's intake waits to be assigned
 
 
+def test_caseload_counts_are_of_open_cases_in_the_workers_area_and_a_team_counts_each_worker(
+    open_case, worker, supervisor, make_user
+):
+    from casework.cases import search
+    from casework.dbtypes import utcnow
+
+    colleague = make_user("social_worker", communes=("06970",), username="minh")
+    now = utcnow()
+    late, due, undated, closed, theirs, moved = (open_case() for _ in range(6))
+    for case, deadline in ((late, -1), (due, 1), (closed, -30), (theirs, -2), (moved, -3)):
+        case.next_deadline_at = now + timedelta(days=deadline)
+    undated.next_deadline_at = None
+    closed.closed_at, closed.closure_reason = now, "goals_met"
+    theirs.assigned_to_id = colleague.id
+    moved.commune_code = "06979"  # still assigned to the worker, but no longer in their area
+    db.session.commit()
+
+    assert search.caseload_counts(worker) == (3, 1)
+    assert search.caseload_counts(colleague) == (1, 1)
+    team = {
+        row.worker.username if row.worker else None: (row.open_cases, row.overdue)
+        for row in search.team_caseload(supervisor)
+    }
+    assert team == {"hoa": (3, 1), "minh": (1, 1)}
+
+
 def test_a_caseload_lists_overdue_first_then_by_deadline_cases_without_one_last(open_case, worker):
     from datetime import timedelta
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, func, select, text, true
-from sqlalchemy import case as sql_case
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import load_only, selectinload
 
 from casework import scope
 from casework.auth.models import User
@@ -303,19 +302,41 @@ def _open_assigned(worker: User):
 
 def caseload_counts(worker: User) -> tuple[int, int]:
     """How many open cases the worker has, and how many of them are past their next deadline."""
-    base = _open_assigned(worker).subquery()
-    overdue = and_(base.c.next_deadline_at.is_not(None), base.c.next_deadline_at < utcnow())
-    total, late = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(sql_case((overdue, 1), else_=0)), 0))
+    late = and_(Case.next_deadline_at.is_not(None), Case.next_deadline_at < utcnow())
+    # count(*) FILTER: one pass over ix_cases_caseload that adds nothing per case for the total (summing a CASE for
+    # every one of a large caseload's cases cost a third more).
+    counts = select(func.count(), func.count().filter(late)).select_from(Case)
+    total, overdue = db.session.execute(
+        scope.filter_to_scope(counts, Case.commune_code, worker).where(
+            Case.assigned_to_id == worker.id, Case.closed_at.is_(None)
+        )
     ).one()
-    return int(total), int(late)
+    return int(total), int(overdue)
+
+
+#: What a list of cases (``templates/cases/_macros.html``, case_table) shows of each case and its child.
+LISTED_COLUMNS = (
+    Case.case_number,
+    Case.child_id,
+    Case.commune_code,
+    Case.stage,
+    Case.workflow,
+    Case.risk_level,
+    Case.immediate_danger,
+    Case.assigned_to_id,
+    Case.next_deadline_at,
+    Case.received_at,
+    Case.closed_at,
+)
 
 
 def caseload(worker: User, *, limit: int = 200) -> list[Case]:
-    """A social worker's open cases: overdue first, then by next deadline."""
-    stmt = _open_assigned(worker)
-    # The home page lists each child's name: load the children in one query, not one per case.
-    stmt = stmt.options(selectinload(Case.child))
+    """A social worker's open cases: overdue first, then by next deadline, with what a list shows of them."""
+    stmt = _open_assigned(worker).options(
+        load_only(*LISTED_COLUMNS),
+        # Each child's name in one query, not one per case; the rest of the child's record stays sealed and unread.
+        selectinload(Case.child).load_only(Child.full_name_ct),
+    )
     return list(db.session.scalars(stmt.order_by(*DEADLINE_ORDER).limit(limit)))
 
 
@@ -334,7 +355,7 @@ def team_caseload(supervisor: User) -> list[TeamRow]:
         select(
             base.c.assigned_to_id,
             func.count(),
-            func.sum(sql_case((and_(base.c.next_deadline_at.is_not(None), base.c.next_deadline_at < now), 1), else_=0)),
+            func.count().filter(and_(base.c.next_deadline_at.is_not(None), base.c.next_deadline_at < now)),
         ).group_by(base.c.assigned_to_id)
     ).all()
     result = []
