@@ -9,7 +9,8 @@ time, duration and outcome, and written to ``BENCH_SAMPLES`` (JSON) when locust 
 figures from them over its measuring window.
 
 Users sign in once, through the real form (password, then the current code of their authenticator key where the
-role needs one), then repeat their one request without waiting.
+role needs one), then repeat their one request without waiting; or, with ``BENCH_PACE`` (requests per second per
+user), at random times of that average rate (see :meth:`BenchUser.wait_time`).
 """
 
 from __future__ import annotations
@@ -27,18 +28,23 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pyotp
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 
 PLAN = json.loads(Path(os.environ["BENCH_PLAN"]).read_text(encoding="utf-8")) if os.environ.get("BENCH_PLAN") else {}
 SAMPLES_PATH = os.environ.get("BENCH_SAMPLES")
+PACE = float(os.environ.get("BENCH_PACE") or 0)  # requests per second per user; 0: none, a closed loop
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 DUPLICATES_SHOWN = re.compile(r'name="duplicates_shown"[^>]*value="([^"]*)"')
 
 recorded: list[tuple[float, float, bool, str]] = []  # (start, milliseconds, ok, name)
 state = {"started": None, "signed_in": 0, "exhausted": None, "errors": []}
-_accounts = {role: itertools.cycle(found) for role, found in PLAN.get("accounts", {}).items()}
+# The paced runs sign in with accounts of their own: a code is accepted once per account, and theirs come seconds
+# after the closed-loop run's, within the same 30 seconds.
+_accounts = {
+    role: itertools.cycle(found) for role, found in PLAN.get("paced_accounts" if PACE else "accounts", {}).items()
+}
 _payments = deque(PLAN.get("payments", []))
 _intakes = itertools.count()
 
@@ -73,10 +79,9 @@ def _token(html: str) -> str:
 
 
 class BenchUser(FastHttpUser):
-    """A user who does one thing again and again, as fast as the server answers (a closed loop)."""
+    """A user who does one thing again and again, as fast as the server answers (a closed loop), or paced."""
 
     abstract = True
-    wait_time = constant(0)
     # Each request on a connection of its own, as gunicorn receives them behind nginx (docs/OPERATIONS.md:
     # proxy_pass opens a connection per request). Kept open, the four users' connections stayed with whichever of
     # the two gunicorn workers accepted them, and a run measured one core or two depending on that draw.
@@ -85,12 +90,27 @@ class BenchUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.rng = random.Random()  # noqa: S311 - choosing inputs, not secrets
+        self.next_at: float | None = None  # when the next paced request is due
         # Production marks the session cookie Secure. TLS ends at nginx in front of gunicorn, which is not part of
         # the benchmark, so the client sends the cookie over the plain connection, as the browser does through nginx.
         self.client.cookiejar.set_policy(DefaultCookiePolicy(secure_protocols=("https", "http")))
         if self.role is not None:
             self.sign_in(next(_accounts[self.role]))
         state["signed_in"] += 1
+
+    def wait_time(self) -> float:
+        """No wait (a closed loop); with BENCH_PACE, until the next of a Poisson process of that rate.
+
+        The users' requests then arrive as many people's clicks do, at independent random times: regular intervals
+        would keep users started together in step, sending their requests in bursts. A request that ends after its
+        successor's time is followed at once, so the rate asked holds on average while the server keeps up.
+        """
+        if not PACE:
+            return 0.0
+        if self.next_at is None:  # counted from the user's first request, after signing in
+            self.next_at = time.time()
+        self.next_at += self.rng.expovariate(PACE)
+        return max(0.0, self.next_at - time.time())
 
     def sign_in(self, account: dict) -> None:
         """The sign-in form, and the code form when the role needs a second factor."""
