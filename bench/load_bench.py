@@ -198,6 +198,21 @@ class Measured:
     def rps(self) -> float:
         return len(self.series.samples) / self.seconds if self.seconds else 0.0
 
+    @property
+    def server_ms(self) -> str:
+        """The server's CPU per request in ms (its cores over its requests per second), or a dash."""
+        return f"{self.cpu['web'] / self.rps * 1000:.1f}" if "web" in self.cpu and self.rps else "–"
+
+    def cores(self, group: str) -> str:
+        """The cores a process group used during the window, or a dash when it was not sampled."""
+        return f"{self.cpu[group]:.2f}" if group in self.cpu else "–"
+
+
+def _notes(rows) -> list[str]:
+    """The runs' notes as a list under a table, with the blank line before it; none when no run has one."""
+    notes = [f"- {row.scenario.label}: {row.note}" for row in rows if row.note]
+    return ["", *notes] if notes else []
+
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name) or str(default)
@@ -915,9 +930,7 @@ def section(
             f"| {row.scenario.label} | {row.users} | {row.requests:,} | {row.failures} | {_ms(row.series.p50)} | "
             f"{_ms(row.series.p95)} | {row.rps:.1f} | {share} | {own_cells} |"
         )
-    notes = [f"- {row.scenario.label}: {row.note}" for row in measured.values() if row.note]
-    if notes:
-        lines += ["", *notes]
+    lines += _notes(measured.values())
     if paced:
         lines += [
             "",
@@ -934,16 +947,11 @@ def section(
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in paced.values():
-            cpu = row.cpu
-            per_request = f"{cpu['web'] / row.rps * 1000:.1f}" if "web" in cpu and row.rps else "–"
-            postgres = f"{cpu['postgres']:.2f}" if "postgres" in cpu else "–"
             lines.append(
                 f"| {row.scenario.label} | {row.asked:.1f} | {row.rps:.1f} | {row.requests:,} | {row.failures} | "
-                f"{_ms(row.series.p50)} | {_ms(row.series.p95)} | {per_request} | {postgres} |"
+                f"{_ms(row.series.p50)} | {_ms(row.series.p95)} | {row.server_ms} | {row.cores('postgres')} |"
             )
-        paced_notes = [f"- {row.scenario.label}: {row.note}" for row in paced.values() if row.note]
-        if paced_notes:
-            lines += ["", *paced_notes]
+        lines += _notes(paced.values())
     lines += [
         "",
         "### Where the CPU went",
@@ -960,15 +968,10 @@ def section(
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in measured.values():
-        cpu = row.cpu
-
-        def cell(name: str, cpu: dict[str, float] = cpu) -> str:
-            return f"{cpu[name]:.2f}" if name in cpu else "–"
-
-        per_request = f"{cpu['web'] / row.rps * 1000:.1f}" if "web" in cpu and row.rps else "–"
         lines.append(
-            f"| {row.scenario.label} | {cell('web')} | {per_request} | {cell('postgres')} | {cell('redis')} | "
-            f"{cell('locust')} | {cell('other')} | {row.load[0]:.2f} / {row.load[1]:.2f} |"
+            f"| {row.scenario.label} | {row.cores('web')} | {row.server_ms} | {row.cores('postgres')} | "
+            f"{row.cores('redis')} | {row.cores('locust')} | {row.cores('other')} | "
+            f"{row.load[0]:.2f} / {row.load[1]:.2f} |"
         )
     lines += ["", "### Targets (issue #8: 1,000,000 cases on 2 cores)", ""]
     judged = settings.cases >= 1_000_000
