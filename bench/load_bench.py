@@ -723,7 +723,7 @@ def warm_database() -> str:
         relations = conn.execute(
             text(
                 "SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 't') ORDER BY pg_relation_size(c.oid)"
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') ORDER BY pg_relation_size(c.oid)"
             )
         ).all()
         started = time.perf_counter()
