@@ -852,7 +852,7 @@ class RegisterRun:
             return outcome
         if self.create:
             # open_case builds the case (added to the session through its child) before adding it; a flush in
-            # between (the keyring reloads its keys every few seconds) would warn and skip it. It flushes itself.
+            # between (any query while it is built) would warn and skip it. It flushes itself.
             with db.session.no_autoflush:
                 operations.open_case(data, self.actor, import_fingerprint=prints[0])
             outcome.status = "created"

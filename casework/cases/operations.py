@@ -294,7 +294,7 @@ def open_case(data: IntakeData, actor: User, *, import_fingerprint: str | None =
         codes=[CaseCode(list_name=ln, code=c) for ln in CASE_CODE_LISTS for c in data.codes[ln]],
     )
     stages.start(case)
-    db.session.add(case)  # before sealing its fields: a key reload may autoflush
+    db.session.add(case)
     case.summary = data.summary
     case.reporter_name = data.reporter.get("name")
     case.reporter_phone = data.reporter.get("phone")
@@ -548,8 +548,8 @@ def update_case(case: Case, actor: User, *, version: int, changes: dict[str, Any
             continue
         checked.append((target, name, _checked_change(name, value, problems, today)))
     problems.raise_if_any()  # before anything is set: a refused change leaves the case as it was
-    # One flush for the whole change, so the version moves by one (encrypting a value may query the keyring,
-    # which would otherwise flush the case half-changed and bump its version twice).
+    # One flush for the whole change, so the version moves by one (a query while the values are set would flush
+    # the case half-changed and bump its version twice).
     with db.session.no_autoflush:
         for target, name, value in checked:
             apply(target, name, value)

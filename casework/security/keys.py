@@ -148,10 +148,15 @@ class Keyring:
             ) from None
 
     def load(self) -> _Loaded:
-        """(Re)load the data keys from the database."""
-        rows = db.session.execute(
-            select(DataKey.id, DataKey.wrapped, DataKey.status).where(DataKey.status != "retired")
-        ).all()
+        """(Re)load the data keys from the database.
+
+        Without flushing the session: a reload comes in the middle of sealing a value, and a flush there would write
+        the record half-made and then again (a new case born at version 2, a change counted twice).
+        """
+        with db.session.no_autoflush:
+            rows = db.session.execute(
+                select(DataKey.id, DataKey.wrapped, DataKey.status).where(DataKey.status != "retired")
+            ).all()
         keys = {kid: self.unwrap(kid, wrapped) for kid, wrapped, _ in rows}
         current = next((kid for kid, _, status in rows if status == "current"), None)
         with self._lock:
