@@ -174,26 +174,97 @@ def find(field, query) -> set[uuid.UUID]:
     return {i for i in ids if fields.confirm(field, field.__get__(db.session.get(Child, i)), query)}
 
 
+def keys_with_pairs(pairs: bool) -> None:
+    """Make every data key one of now (``pairs``), or one of before the pairs of name words, whose entries would
+    have single words only. Data keys are kept between tests: a test that takes the pairs away gives them back."""
+    db.session.rollback()
+    db.session.execute(update(DataKey).values(pair_terms=pairs))
+    db.session.commit()
+    keyring().forget()
+
+
+@pytest.fixture
+def pairs_given_back(app):
+    yield
+    keys_with_pairs(True)
+
+
+@pytest.fixture(params=["pairs", "single words"])
+def name_index(request, pairs_given_back):
+    """Name searches both ways: through the pairs of words (keys of now), and word by word (keys of before)."""
+    if request.param == "single words":
+        keys_with_pairs(False)
+    return request.param
+
+
 @pytest.mark.parametrize("query", ["nguyen thi ha", "Hà Nguyễn Thị", "NGUYEN HA", "ha", "  nguyễn   hà "])
-def test_name_search_ignores_diacritics_case_and_word_order(app, query):
+def test_name_search_ignores_diacritics_case_and_word_order(app, name_index, query):
     ha = make_child(full_name="Nguyễn Thị Hà")
     make_child(full_name="Nguyễn Văn Hải")
     make_child(full_name="Trần Thị Hoa")
     assert find(Child.full_name, query) == {ha.id}
 
 
-def test_name_search_matches_tone_mark_placement_and_d_with_stroke(app):
+def test_name_search_matches_tone_mark_placement_and_d_with_stroke(app, name_index):
     hoa = make_child(full_name="Đặng Thị Hoà")  # old-style tone placement
     assert find(Child.full_name, "dang thi hòa") == {hoa.id}
 
 
-def test_name_search_needs_every_word(app):
+def test_name_search_needs_every_word(app, name_index):
     make_child(full_name="Nguyễn Thị Hà")
+    make_child(full_name="Lan Nguyễn")
+    make_child(full_name="Thị Lan")
     assert find(Child.full_name, "nguyen thi lan") == set()
+    assert find(Child.full_name, "ha lan") == set()
+
+
+def test_two_words_of_a_name_are_one_term_together(app, pairs_given_back, monkeypatch):
+    monkeypatch.setattr(fields, "COMMON_TERM_ROWS", 2)  # "ha" rare, "nguyen" common: word by word, only "ha"
+    monkeypatch.setattr(fields, "_counted", {})  # counts are kept a few minutes, and earlier tests had these words
+    ha = make_child(full_name="Nguyễn Thị Hà")
+    make_child(full_name="Nguyễn Văn Hải")
+    make_child(full_name="Nguyễn Văn Bình")
+    other_ha = make_child(full_name="Hà Văn Hải")
+    entries = db.session.scalar(
+        select(func.count()).where(
+            fields.BlindIndexEntry.row_id == ha.id, fields.BlindIndexEntry.column_name == "full_name_ct"
+        )
+    )
+    assert entries == 6  # three words and the three pairs of them
+    # A lookup of two words reads their pair alone: the rows having both, before anything is confirmed.
+    assert set(db.session.scalars(fields.candidate_ids(Child.full_name, "ha nguyen"))) == {ha.id}
+    assert set(db.session.scalars(fields.candidate_ids(Child.full_name, "thị HÀ nguyễn"))) == {ha.id}
+    # A key of before has no pairs: the same lookup goes word by word (the rarer word's rows, confirmed), and
+    # finds the same.
+    keys_with_pairs(False)
+    assert set(db.session.scalars(fields.candidate_ids(Child.full_name, "ha nguyen"))) == {ha.id, other_ha.id}
+    assert find(Child.full_name, "ha nguyen") == {ha.id}
+
+
+def test_a_rotation_brings_the_pairs_once_the_old_key_is_retired(app, pairs_given_back):
+    ring = keyring()
+    ha = make_child(full_name="Nguyễn Thị Hà")
+    keys_with_pairs(False)
+    old = ring.current_key_id()
+    assert not ring.pairs_everywhere()
+    try:
+        new = rotation.rotate(ring)
+        db.session.commit()
+        assert db.session.get(DataKey, new.id).pair_terms and not db.session.get(DataKey, old).pair_terms
+        rotation.reencrypt_all(ring)
+        assert find(Child.full_name, "nguyen ha") == {ha.id}
+        assert not ring.pairs_everywhere()  # the old key is still readable: entries under it may lack the pairs
+        rotation.retire(ring, old)
+        db.session.commit()
+        ring.forget()
+        assert ring.pairs_everywhere()
+        assert set(db.session.scalars(fields.candidate_ids(Child.full_name, "ha nguyen"))) == {ha.id}
+    finally:
+        _restore_single_key(ring)
 
 
 @pytest.mark.parametrize("bound", [1, 2, 100])  # every word common; the family and middle name common; none
-def test_common_words_widen_the_candidates_never_the_matches(app, monkeypatch, bound):
+def test_common_words_widen_the_candidates_never_the_matches(app, monkeypatch, name_index, bound):
     monkeypatch.setattr(fields, "COMMON_TERM_ROWS", bound)
     an = make_child(full_name="Nguyễn Văn An")
     make_child(full_name="Nguyễn Văn Bình")

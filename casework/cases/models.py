@@ -47,8 +47,8 @@ class Child(db.Model):
 
     id: Mapped[uuid.UUID] = uuid_pk()
     # Encrypted: who the child is.
-    full_name = Encrypted(index=WORDS)
-    other_names = Encrypted(index=WORDS)
+    full_name = Encrypted(index=WORDS, pairs=True)
+    other_names = Encrypted(index=WORDS, pairs=True)
     date_of_birth = Encrypted(kind="date")
     national_id = Encrypted(index=DIGITS)
     address = Encrypted()

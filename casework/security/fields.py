@@ -138,15 +138,19 @@ class Encrypted:
 
     :param index: ``WORDS``, ``DIGITS`` or ``EXACT`` to keep a blind index of the value, or None.
     :param kind: ``"text"`` or ``"date"`` (stored as ISO text, returned as :class:`datetime.date`).
+    :param pairs: with ``WORDS``, index every two words of a value together as well (see :func:`lookup`).
     """
 
-    def __init__(self, *, index: str | None = None, kind: str = "text") -> None:
+    def __init__(self, *, index: str | None = None, kind: str = "text", pairs: bool = False) -> None:
         if index not in (None, WORDS, DIGITS, EXACT):
             raise ValueError(f"unknown blind index kind {index!r}")
         if kind not in ("text", "date"):
             raise ValueError(f"unknown encrypted kind {kind!r}")
+        if pairs and index != WORDS:
+            raise ValueError("only a WORDS index has pairs of words")
         self.index = index
         self.kind = kind
+        self.pairs = pairs
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -216,7 +220,10 @@ class Encrypted:
         if value is None or not self.index:
             return set()
         text = value.isoformat() if isinstance(value, date) else str(value)
-        return {self._term(token, key_id) for token in tokens(text, self.index)}
+        found = tokens(text, self.index)
+        if self.pairs:
+            found += [pair(a, b) for i, a in enumerate(found) for b in found[i + 1 :]]
+        return {self._term(token, key_id) for token in found}
 
     def _term(self, token: str, key_id: str) -> int:
         key = keyring().derived(key_id, f"casework/blind-index/{self.table}.{self.column}")
@@ -240,6 +247,11 @@ def tokens(text: str, kind: str) -> list[str]:
         return [value] if value else []
     value = normal.fold(text)
     return [value] if value else []
+
+
+def pair(first: str, second: str) -> str:
+    """The token of two words of a value together (in either order; NUL is in no word, so it is no word's token)."""
+    return "\x00".join(sorted((first, second)))
 
 
 class BlindIndexEntry(db.Model):
@@ -397,11 +409,29 @@ def lookup(field: Encrypted, query: str, communes: Collection[str] | None = None
     long_terms = current_app.config["CASEWORK_BLIND_INDEX_BITS"] >= EXACT_TERM_BITS
     if len(selects) == 1:
         return Lookup(selects[0].distinct(), long_terms)
+    area = tuple(sorted(communes)) if communes is not None else None
+    if field.pairs and ring.pairs_everywhere():
+        # Two words together are one term: "Nguyễn Trang" is the rows with that pair, a few hundred, instead of the
+        # intersection of every Nguyễn (a third of a province's children, read in full) with every Trang. With more
+        # words, the rarest with each of the others: every pair's rows are among the rarest word's.
+        words = list(dict.fromkeys(wanted))
+        if len(words) == 2:
+            rarest = words[0]
+        else:
+            rarest = min(
+                words,
+                key=lambda token: _rows_up_to_bound(
+                    rows_with(token), (field.table, field.column, field._term(token, key_ids[0]), area)
+                ),
+            )
+        paired = [rows_with(pair(rarest, other)) for other in words if other != rarest]
+        if len(paired) == 1:
+            return Lookup(paired[0].distinct(), long_terms)
+        return Lookup(select(intersect(*paired).subquery().c.row_id), long_terms)
     # A token as common as a family name across a whole province (Nguyễn is every third child) would cost a scan
     # of a large part of the index. Count each token's rows up to a bound first (index-only, so cheap) and
     # intersect only the tokens under it: the candidates are then a superset of the matches, which confirm()
     # narrows after decryption anyway. Only when every token is that common does the intersection read them all.
-    area = tuple(sorted(communes)) if communes is not None else None
     rare = [
         stmt
         for token, stmt in zip(dict.fromkeys(wanted), selects, strict=True)

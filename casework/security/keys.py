@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, current_app
-from sqlalchemy import CheckConstraint, String, Text, select
+from sqlalchemy import Boolean, CheckConstraint, String, Text, false, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,6 +57,10 @@ class DataKey(db.Model):
     status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Every blind-index entry under this key has the name pairs (``Encrypted(pairs=True)``): true for the keys
+    #: created since pairs were written; a key of before keeps false, and its entries the single words only, until
+    #: a rotation replaces it (``casework keys rotate``, then ``retire``).
+    pair_terms: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 def hkdf(key: bytes, info: str, length: int = KEY_BYTES) -> bytes:
@@ -108,6 +112,7 @@ class _Loaded:
     keys: dict[str, bytes]
     current: str | None
     loaded_at: float
+    paired: frozenset[str] = frozenset()  # the keys with pair_terms
 
 
 class Keyring:
@@ -155,12 +160,15 @@ class Keyring:
         """
         with db.session.no_autoflush:
             rows = db.session.execute(
-                select(DataKey.id, DataKey.wrapped, DataKey.status).where(DataKey.status != "retired")
+                select(DataKey.id, DataKey.wrapped, DataKey.status, DataKey.pair_terms).where(
+                    DataKey.status != "retired"
+                )
             ).all()
-        keys = {kid: self.unwrap(kid, wrapped) for kid, wrapped, _ in rows}
-        current = next((kid for kid, _, status in rows if status == "current"), None)
+        keys = {kid: self.unwrap(kid, wrapped) for kid, wrapped, _, _ in rows}
+        current = next((kid for kid, _, status, _ in rows if status == "current"), None)
+        paired = frozenset(kid for kid, _, _, pairs in rows if pairs)
         with self._lock:
-            self._loaded = _Loaded(keys=keys, current=current, loaded_at=time.monotonic())
+            self._loaded = _Loaded(keys=keys, current=current, loaded_at=time.monotonic(), paired=paired)
         return self._loaded
 
     def _state(self, *, fresh: bool = False) -> _Loaded:
@@ -182,6 +190,11 @@ class Keyring:
         state = self._state()
         current = state.current
         return sorted(state.keys, key=lambda kid: (kid != current, kid))
+
+    def pairs_everywhere(self) -> bool:
+        """Whether every readable key's index entries have the name pairs (a lookup may then use them)."""
+        state = self._state()
+        return bool(state.keys) and set(state.keys) <= state.paired
 
     def data_key(self, key_id: str) -> bytes:
         state = self._state()
@@ -220,7 +233,7 @@ def create_data_key(ring: Keyring, *, make_current: bool = True) -> DataKey:
         for old in db.session.scalars(select(DataKey).where(DataKey.status == "current").with_for_update()):
             old.status = "active"
     status = "current" if make_current else "active"
-    key = DataKey(id=kid, wrapped=ring.wrap(kid, secrets.token_bytes(KEY_BYTES)), status=status)
+    key = DataKey(id=kid, wrapped=ring.wrap(kid, secrets.token_bytes(KEY_BYTES)), status=status, pair_terms=True)
     db.session.add(key)
     db.session.flush()
     ring.forget()
