@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -239,6 +240,16 @@ def test_two_words_of_a_name_are_one_term_together(app, pairs_given_back, monkey
     keys_with_pairs(False)
     assert set(db.session.scalars(fields.candidate_ids(Child.full_name, "ha nguyen"))) == {ha.id, other_ha.id}
     assert find(Child.full_name, "ha nguyen") == {ha.id}
+
+
+def test_keys_status_says_when_a_key_has_no_pairs_of_name_words(app, app_env, pairs_given_back):
+    status = casework_cli(app_env, "keys", "status")
+    assert status.returncode == 0, status.stderr
+    assert re.search(r"current\s+\d+\s+\d+\s+\d+\s+yes", status.stdout) and "word by word" not in status.stdout
+    keys_with_pairs(False)
+    status = casework_cli(app_env, "keys", "status")
+    assert re.search(r"current\s+\d+\s+\d+\s+\d+\s+no", status.stdout)
+    assert "name searches go word by word" in status.stdout and "rotate the key" in status.stdout
 
 
 def test_a_rotation_brings_the_pairs_once_the_old_key_is_retired(app, pairs_given_back):

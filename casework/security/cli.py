@@ -30,11 +30,17 @@ def status() -> None:
     from casework.security import rotation
     from casework.security.keys import keyring
 
-    click.echo(f"{'key':<10}{'status':<9}{'values':>8}{'index':>8}{'files':>7}  created")
-    for row in rotation.key_status(keyring()):
+    click.echo(f"{'key':<10}{'status':<9}{'values':>8}{'index':>8}{'files':>7}  {'pairs':<7}created")
+    rows = rotation.key_status(keyring())
+    for row in rows:
         click.echo(
             f"{row['id']:<10}{row['status']:<9}{row['values']:>8}{row['index_entries']:>8}{row['files']:>7}  "
-            f"{row['created_at']:%Y-%m-%d %H:%M}"
+            f"{'yes' if row['pair_terms'] else 'no':<7}{row['created_at']:%Y-%m-%d %H:%M}"
+        )
+    if any(not row["pair_terms"] for row in rows if row["status"] != "retired"):
+        click.echo(
+            "A readable key's search index has no pairs of name words, so name searches go word by word (slower "
+            "at scale): rotate the key and retire the old one (docs/OPERATIONS.md, Upgrades)."
         )
 
 

@@ -144,7 +144,14 @@ def key_status(ring: Keyring) -> list[dict]:
     for key_id, n in _file_counts().items():
         counts.setdefault(key_id, {"values": 0, "index_entries": 0, "files": 0})["files"] += n
     return [
-        {"id": k.id, "status": k.status, "created_at": k.created_at, "retired_at": k.retired_at, **counts[k.id]}
+        {
+            "id": k.id,
+            "status": k.status,
+            "created_at": k.created_at,
+            "retired_at": k.retired_at,
+            "pair_terms": k.pair_terms,
+            **counts[k.id],
+        }
         for k in keys
     ]
 
