@@ -242,8 +242,7 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
             else:
                 shown, total = ids, matches.total
             loaded = {
-                case.id: case
-                for case in db.session.scalars(stmt.where(among(Case.id, shown)).options(selectinload(Case.child)))
+                case.id: case for case in db.session.scalars(stmt.where(among(Case.id, shown)).options(*_listed()))
             }
             items = [loaded[case_id] for case_id in shown if case_id in loaded]
             if matches.to_confirm:
@@ -253,7 +252,7 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
     stmt = stmt.where(*conditions)
     total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     ordered = stmt.order_by(*DEADLINE_ORDER)
-    page_rows = ordered.options(selectinload(Case.child)).offset((page - 1) * per_page).limit(per_page)
+    page_rows = ordered.options(*_listed()).offset((page - 1) * per_page).limit(per_page)
     items = list(db.session.scalars(page_rows))
     if matches is not None and matches.to_confirm:
         items = [case for case in items if _name_matches(case, matches.to_confirm)]
@@ -338,6 +337,17 @@ def caseload(worker: User, *, limit: int = 200) -> list[Case]:
         selectinload(Case.child).load_only(Child.full_name_ct),
     )
     return list(db.session.scalars(stmt.order_by(*DEADLINE_ORDER).limit(limit)))
+
+
+def _listed() -> tuple:
+    """Loader options for a page of search results: what a list shows (LISTED_COLUMNS), the API's summary of the
+    child, and the names a result is confirmed against; the rest of each record stays unread."""
+    return (
+        load_only(*LISTED_COLUMNS),
+        selectinload(Case.child).load_only(
+            Child.full_name_ct, Child.other_names_ct, Child.sex, Child.birth_year, Child.estimated_age
+        ),
+    )
 
 
 @dataclass

@@ -394,6 +394,8 @@ def lookup(field: Encrypted, query: str, communes: Collection[str] | None = None
     ring = keyring()
     key_ids = ring.key_ids()
 
+    area = sorted(communes) if communes is not None else None
+
     def rows_with(token: str):
         per_key = [
             (BlindIndexEntry.key_id == kid) & (BlindIndexEntry.term == field._term(token, kid)) for kid in key_ids
@@ -401,29 +403,23 @@ def lookup(field: Encrypted, query: str, communes: Collection[str] | None = None
         stmt = select(BlindIndexEntry.row_id).where(
             BlindIndexEntry.table_name == field.table, BlindIndexEntry.column_name == field.column, or_(*per_key)
         )
-        if communes is not None:
-            stmt = stmt.where(among(BlindIndexEntry.commune_code, sorted(communes)))
+        if area is not None:
+            stmt = stmt.where(among(BlindIndexEntry.commune_code, area))
         return stmt
 
-    selects = [rows_with(token) for token in dict.fromkeys(wanted)]
+    def rows_of(token: str) -> int:
+        key = (field.table, field.column, field._term(token, key_ids[0]), tuple(area) if area is not None else None)
+        return _rows_up_to_bound(lambda: rows_with(token), key)
+
+    words = list(dict.fromkeys(wanted))
     long_terms = current_app.config["CASEWORK_BLIND_INDEX_BITS"] >= EXACT_TERM_BITS
-    if len(selects) == 1:
-        return Lookup(selects[0].distinct(), long_terms)
-    area = tuple(sorted(communes)) if communes is not None else None
+    if len(words) == 1:
+        return Lookup(rows_with(words[0]).distinct(), long_terms)
     if field.pairs and ring.pairs_everywhere():
         # Two words together are one term: "Nguyễn Trang" is the rows with that pair, a few hundred, instead of the
         # intersection of every Nguyễn (a third of a province's children, read in full) with every Trang. With more
         # words, the rarest with each of the others: every pair's rows are among the rarest word's.
-        words = list(dict.fromkeys(wanted))
-        if len(words) == 2:
-            rarest = words[0]
-        else:
-            rarest = min(
-                words,
-                key=lambda token: _rows_up_to_bound(
-                    rows_with(token), (field.table, field.column, field._term(token, key_ids[0]), area)
-                ),
-            )
+        rarest = words[0] if len(words) == 2 else min(words, key=rows_of)
         paired = [rows_with(pair(rarest, other)) for other in words if other != rarest]
         if len(paired) == 1:
             return Lookup(paired[0].distinct(), long_terms)
@@ -432,14 +428,9 @@ def lookup(field: Encrypted, query: str, communes: Collection[str] | None = None
     # of a large part of the index. Count each token's rows up to a bound first (index-only, so cheap) and
     # intersect only the tokens under it: the candidates are then a superset of the matches, which confirm()
     # narrows after decryption anyway. Only when every token is that common does the intersection read them all.
-    rare = [
-        stmt
-        for token, stmt in zip(dict.fromkeys(wanted), selects, strict=True)
-        if _rows_up_to_bound(stmt, (field.table, field.column, field._term(token, key_ids[0]), area))
-        <= COMMON_TERM_ROWS
-    ]
-    chosen = rare or selects
-    exact = long_terms and len(chosen) == len(selects)
+    rare = [token for token in words if rows_of(token) <= COMMON_TERM_ROWS]
+    chosen = [rows_with(token) for token in rare or words]
+    exact = long_terms and len(chosen) == len(words)
     if len(chosen) == 1:
         return Lookup(chosen[0].distinct(), exact)
     # One index-only scan per token (ix_blind_index_lookup carries the row id on PostgreSQL), intersected.
@@ -452,7 +443,7 @@ COUNT_SECONDS = 300
 COUNT_ENTRIES = 20_000
 
 
-def _rows_up_to_bound(stmt, key: tuple) -> int:
+def _rows_up_to_bound(statement: Callable[[], Select], key: tuple) -> int:
     """The rows of a token's lookup, up to COMMON_TERM_ROWS + 1, counted at most every COUNT_SECONDS per process.
 
     The same common words ("Nguyễn", "Văn", "Thị") come back in most searches, and counting them read up to a
@@ -464,7 +455,7 @@ def _rows_up_to_bound(stmt, key: tuple) -> int:
     found = _counted.get(key)
     if found is not None and now - found[0] < COUNT_SECONDS:
         return found[1]
-    rows = db.session.scalar(select(func.count()).select_from(stmt.limit(COMMON_TERM_ROWS + 1).subquery()))
+    rows = db.session.scalar(select(func.count()).select_from(statement().limit(COMMON_TERM_ROWS + 1).subquery()))
     if len(_counted) >= COUNT_ENTRIES:
         _counted.clear()
     _counted[key] = (now, rows)
