@@ -14,7 +14,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, HiddenField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -22,6 +22,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from casework import codes
 from casework.cases.operations import MAX_NAME, MAX_TEXT, NATIONAL_ID_RE, PHONE_RE
 from casework.i18n import local_today, parse_day
+from casework.widgets import SelectField, SelectMultipleField
 from casework.workflow import registry
 from casework.workflow.definition import DEFAULT_WORKFLOW
 

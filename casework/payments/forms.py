@@ -10,12 +10,13 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms import RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
 from casework import codes
 from casework.cases.forms import MultiCheckboxField, ShowsErrors, options
 from casework.payments.operations import METHOD_LABELS, STATUS_LABELS  # noqa: F401 - the pages' labels too
+from casework.widgets import SelectField
 
 DECISION_LABELS = {"approve": _l("Approved"), "reject": _l("Rejected"), "return": _l("Sent back for changes")}
 #: The month picker's value, as ``<input type="month">`` sends it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import SelectField, StringField
+from wtforms import StringField
 
 from casework.cases.forms import ShowsErrors, options
 from casework.errors import ValidationFailed
@@ -19,6 +19,7 @@ from casework.locations.models import Commune
 from casework.stats import operations
 from casework.stats.indicators import CATALOGUE, DIMENSION_LABELS, DIMENSIONS, today
 from casework.stats.periods import Period
+from casework.widgets import SelectField
 
 #: The indicator drawn by commune unless the user picks another.
 DEFAULT_CHART = "children_special"

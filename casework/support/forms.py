@@ -12,13 +12,13 @@ from wtforms import (
     FormField,
     HiddenField,
     RadioField,
-    SelectField,
     StringField,
     TextAreaField,
 )
 
 from casework import codes
 from casework.cases.forms import ShowsErrors, options
+from casework.widgets import SelectField
 
 RATING_LABELS = {"high": _l("High"), "medium": _l("Medium"), "low": _l("Low")}
 CAPACITY_LABELS = {
