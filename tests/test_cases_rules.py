@@ -777,6 +777,80 @@ def test_caseload_counts_are_of_open_cases_in_the_workers_area_and_a_team_counts
     assert team == {"hoa": (3, 1), "minh": (1, 1)}
 
 
+def _open_caseloads() -> tuple[dict, dict]:
+    """What ``open_caseloads`` holds (zero rows left out), and what counting the cases gives."""
+    from sqlalchemy import func
+
+    from casework.cases.models import OpenCaseload
+
+    kept = {
+        (row.assigned_to_id, row.commune_code): row.open_cases
+        for row in db.session.scalars(select(OpenCaseload))
+        if row.open_cases
+    }
+    counted = {
+        (worker_id, commune): n
+        for worker_id, commune, n in db.session.execute(
+            select(Case.assigned_to_id, Case.commune_code, func.count())
+            .where(Case.closed_at.is_(None), Case.assigned_to_id.is_not(None))
+            .group_by(Case.assigned_to_id, Case.commune_code)
+        )
+    }
+    return kept, counted
+
+
+def test_the_open_cases_kept_per_worker_follow_every_way_a_case_changes(open_case, worker, supervisor, make_user):
+    """``open_caseloads`` is kept by triggers in the database: intake, assignment, reassignment, closure, reopening,
+    a referral to another commune, and plain SQL that bypasses the app all leave it equal to a count of the cases."""
+    from sqlalchemy import delete, update
+
+    from casework.cases import search
+
+    colleague = make_user("social_worker", communes=("06970",))
+
+    def check(expected_worker: int) -> None:
+        db.session.flush()
+        kept, counted = _open_caseloads()
+        assert kept == counted
+        assert kept.get((worker.id, "06970"), 0) == expected_worker
+        assert search.caseload_counts(worker)[0] == expected_worker
+
+    first, second, third = open_case(), open_case(), open_case()  # a worker's own intake is theirs
+    check(3)
+    waiting = open_case(actor=supervisor, child__national_id=None, child__full_name="Hà Văn Tú")
+    check(3)  # unassigned: nobody's
+    operations.assign_case(waiting, worker, supervisor)
+    check(4)
+    operations.assign_case(first, colleague, supervisor, reason="Cân bằng công việc")
+    check(3)
+    second.closed_at, second.closure_reason = NOW, "goals_met"
+    check(2)
+    second.closed_at, second.closure_reason = None, None
+    check(3)
+    referral = operations.refer_case(third, "06652", supervisor, reason="Chuyển nơi ở", override_reason="Khẩn cấp")
+    operations.decide_referral(referral, make_user("supervisor", communes=("06652",)), accept=True)
+    check(2)  # the case left the commune and its worker
+    db.session.commit()
+    check(2)
+
+    # Whoever writes: the importer, the demo loader and an operator's SQL go past the app's operations.
+    db.session.execute(update(Case).where(Case.id == waiting.id).values(assigned_to_id=colleague.id))
+    check(1)
+    db.session.execute(update(Case).where(Case.id == waiting.id).values(commune_code="06979"))
+    check(1)
+    assert _open_caseloads()[0][(colleague.id, "06979")] == 1
+    db.session.execute(
+        update(Case).where(Case.assigned_to_id == colleague.id).values(assigned_to_id=worker.id, closed_at=None)
+    )
+    check(2)
+    db.session.execute(delete(Assignment))
+    db.session.execute(delete(CaseChange))
+    db.session.execute(delete(Case).where(Case.id == second.id))
+    check(1)
+    db.session.rollback()  # and a transaction given up takes its changes to the counts with it
+    check(2)
+
+
 def test_a_caseload_lists_overdue_first_then_by_deadline_cases_without_one_last(open_case, worker):
     from datetime import timedelta
 

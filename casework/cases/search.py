@@ -17,7 +17,7 @@ from sqlalchemy.orm import load_only, selectinload
 
 from casework import scope
 from casework.auth.models import User
-from casework.cases.models import Case, CaseCode, Child
+from casework.cases.models import Case, CaseCode, Child, OpenCaseload
 from casework.dbtypes import among, utcnow
 from casework.extensions import db
 from casework.security import fields as blind
@@ -301,15 +301,17 @@ def _open_assigned(worker: User):
 
 def caseload_counts(worker: User) -> tuple[int, int]:
     """How many open cases the worker has, and how many of them are past their next deadline."""
-    late = and_(Case.next_deadline_at.is_not(None), Case.next_deadline_at < utcnow())
-    # count(*) FILTER: one pass over ix_cases_caseload that adds nothing per case for the total (summing a CASE for
-    # every one of a large caseload's cases cost a third more).
-    counts = select(func.count(), func.count().filter(late)).select_from(Case)
-    total, overdue = db.session.execute(
-        scope.filter_to_scope(counts, Case.commune_code, worker).where(
-            Case.assigned_to_id == worker.id, Case.closed_at.is_(None)
+    # The total is kept by the database per commune (OpenCaseload); only the overdue cases are read to be counted.
+    total = db.session.scalar(
+        scope.filter_to_scope(
+            select(func.coalesce(func.sum(OpenCaseload.open_cases), 0)), OpenCaseload.commune_code, worker
+        ).where(OpenCaseload.assigned_to_id == worker.id)
+    )
+    overdue = db.session.scalar(
+        scope.filter_to_scope(select(func.count()).select_from(Case), Case.commune_code, worker).where(
+            Case.assigned_to_id == worker.id, overdue_condition()
         )
-    ).one()
+    )
     return int(total), int(overdue)
 
 
