@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -869,3 +870,9 @@ def test_a_caseload_lists_overdue_first_then_by_deadline_cases_without_one_last(
     db.session.commit()
     assert [c.id for c in search.caseload(worker)] == [soon.id, later.id, none_new.id, none_old.id]
     assert [c.id for c in search.caseload(worker, limit=3)] == [soon.id, later.id, none_new.id]
+    # Listed as plain rows: each value is the case's own, under its own name, and the child's name is opened.
+    listed = search.caseload(worker)[0]
+    for field in dataclasses.fields(listed):
+        if field.name != "child":
+            assert getattr(listed, field.name) == getattr(soon, field.name), field.name
+    assert listed.child.full_name == soon.child.full_name and listed.child.full_name

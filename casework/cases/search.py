@@ -331,14 +331,44 @@ LISTED_COLUMNS = (
 )
 
 
-def caseload(worker: User, *, limit: int = 200) -> list[Case]:
+@dataclass(frozen=True, slots=True)
+class ListedChild:
+    full_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedCase:
+    """What a list shows of a case (LISTED_COLUMNS and the child's name), read as a plain row: a home page's 50 cases
+    built as ORM objects with their children were a fifth of its time."""
+
+    id: uuid.UUID
+    case_number: str
+    child_id: uuid.UUID
+    commune_code: str
+    stage: str
+    workflow: str
+    risk_level: str
+    immediate_danger: bool
+    assigned_to_id: uuid.UUID | None
+    next_deadline_at: datetime | None
+    received_at: datetime
+    closed_at: datetime | None
+    child: ListedChild
+
+
+def caseload(worker: User, *, limit: int = 200) -> list[ListedCase]:
     """A social worker's open cases: overdue first, then by next deadline, with what a list shows of them."""
-    stmt = _open_assigned(worker).options(
-        load_only(*LISTED_COLUMNS),
-        # Each child's name in one query, not one per case; the rest of the child's record stays sealed and unread.
-        selectinload(Case.child).load_only(Child.full_name_ct),
+    stmt = (
+        _open_assigned(worker)
+        .with_only_columns(Case.id, *LISTED_COLUMNS, Child.full_name_ct, maintain_column_froms=False)
+        .join(Child, Child.id == Case.child_id)
+        .order_by(*DEADLINE_ORDER)
+        .limit(limit)
     )
-    return list(db.session.scalars(stmt.order_by(*DEADLINE_ORDER).limit(limit)))
+    name = Child.full_name  # the descriptor: each name opened for its own child's row
+    return [
+        ListedCase(*row[:-1], child=ListedChild(name.open(row[-1], row.child_id))) for row in db.session.execute(stmt)
+    ]
 
 
 def _listed() -> tuple:
