@@ -852,6 +852,39 @@ def test_the_open_cases_kept_per_worker_follow_every_way_a_case_changes(open_cas
     check(2)
 
 
+def test_caseloads_recount_puts_right_totals_changed_behind_the_triggers_back(
+    app_env, open_case, worker, supervisor, make_user
+):
+    from sqlalchemy import delete, update
+
+    from casework.cases.models import OpenCaseload
+    from tests.conftest import casework_cli
+
+    colleague = make_user("social_worker", communes=("06970",))
+    for _ in range(3):
+        open_case()
+    operations.assign_case(open_case(actor=supervisor, child__national_id=None), colleague, supervisor)
+    db.session.commit()
+    assert casework_cli(app_env, "caseloads", "recount").stdout.strip() == "open-case totals right"
+
+    # What an operator's work with the triggers off could leave: a wrong total, and one missing.
+    db.session.execute(update(OpenCaseload).values(open_cases=7))
+    db.session.execute(delete(OpenCaseload).where(OpenCaseload.assigned_to_id == colleague.id))
+    db.session.commit()
+    kept, counted = _open_caseloads()
+    assert kept == {(worker.id, "06970"): 7}
+
+    cli = casework_cli(app_env, "caseloads", "recount")
+    assert cli.returncode == 0, cli.stderr
+    assert f"worker {worker.id} in 06970: 7 -> 3" in cli.stdout
+    assert f"worker {colleague.id} in 06970: 0 -> 1" in cli.stdout
+    assert "2 open-case totals put right" in cli.stdout
+    db.session.rollback()
+    kept, counted = _open_caseloads()
+    assert kept == counted == {(worker.id, "06970"): 3, (colleague.id, "06970"): 1}
+    assert casework_cli(app_env, "caseloads", "recount").stdout.strip() == "open-case totals right"
+
+
 def test_a_caseload_lists_overdue_first_then_by_deadline_cases_without_one_last(open_case, worker):
     from datetime import timedelta
 

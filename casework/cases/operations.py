@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -32,6 +32,7 @@ from casework.cases.models import (
     CaseNumberSequence,
     Child,
     Consent,
+    OpenCaseload,
     Referral,
     SiblingLink,
 )
@@ -838,3 +839,37 @@ def link_siblings(first: Child, second: Child, actor: User) -> SiblingLink:
 
 def normalised_name(name: str) -> str:
     return fold(name)
+
+
+def recount_open_caseloads() -> list[tuple[uuid.UUID, str, int, int]]:
+    """Count every worker's open cases per commune afresh and put right what ``open_caseloads`` holds.
+
+    The database's triggers keep the table (migration 0014); this is for after work that bypassed them (disabled
+    triggers, a partial restore). Returns (worker id, commune, kept, counted) for each count that was wrong; the
+    caller commits.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        # No case may change between the count and the rewrite; SQLite's single writer gives the same below.
+        db.session.execute(text("LOCK TABLE cases IN SHARE ROW EXCLUSIVE MODE"))
+    kept = {(r.assigned_to_id, r.commune_code): r.open_cases for r in db.session.scalars(select(OpenCaseload))}
+    counted = {
+        (worker_id, commune): n
+        for worker_id, commune, n in db.session.execute(
+            select(Case.assigned_to_id, Case.commune_code, func.count())
+            .where(Case.closed_at.is_(None), Case.assigned_to_id.is_not(None))
+            .group_by(Case.assigned_to_id, Case.commune_code)
+        )
+    }
+    wrong = sorted(
+        (worker_id, commune, kept.get((worker_id, commune), 0), counted.get((worker_id, commune), 0))
+        for worker_id, commune in kept.keys() | counted.keys()
+        if kept.get((worker_id, commune), 0) != counted.get((worker_id, commune), 0)
+    )
+    if wrong:
+        db.session.execute(delete(OpenCaseload))
+    if wrong and counted:
+        db.session.execute(
+            insert(OpenCaseload),
+            [{"assigned_to_id": w, "commune_code": c, "open_cases": n} for (w, c), n in counted.items()],
+        )
+    return wrong
