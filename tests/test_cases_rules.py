@@ -885,6 +885,35 @@ def test_caseloads_recount_puts_right_totals_changed_behind_the_triggers_back(
     assert casework_cli(app_env, "caseloads", "recount").stdout.strip() == "open-case totals right"
 
 
+def test_the_unassigned_queue_is_the_open_unassigned_cases_of_the_users_area_in_deadline_order_page_by_page(
+    open_case, worker, supervisor
+):
+    from casework.cases import search
+
+    def waiting(name: str, deadline: int | None, received_days_ago: int = 5) -> Case:
+        case = open_case(actor=supervisor, child__national_id=None, child__full_name=name)
+        case.next_deadline_at = None if deadline is None else NOW + timedelta(days=deadline)
+        case.received_at = NOW - timedelta(days=received_days_ago)
+        return case
+
+    late, due = waiting("Hà Văn Tú", -2), waiting("Lò Thị Mai", 1)
+    undated_old, undated_new = waiting("Đỗ Văn An", None, 9), waiting("Vi Thị Hoa", None, 1)
+    closed = waiting("Nông Văn Bình", -5)
+    closed.closed_at, closed.closure_reason = NOW, "goals_met"
+    elsewhere = waiting("Sầm Thị Lan", -9)
+    elsewhere.commune_code = "06979"  # not the supervisor's commune
+    held = open_case()  # the worker's own intake is theirs
+    held.next_deadline_at = NOW - timedelta(days=20)
+    db.session.commit()
+
+    first = search.search(supervisor, search.Filters(unassigned=True), per_page=3)
+    second = search.search(supervisor, search.Filters(unassigned=True, page=2), per_page=3)
+    assert (first.total, second.total) == (4, 4)
+    assert [c.id for c in first.items] == [late.id, due.id, undated_new.id]
+    assert [c.id for c in second.items] == [undated_old.id]
+    assert first.items[0].child.full_name == "Hà Văn Tú"
+
+
 def test_a_caseload_lists_overdue_first_then_by_deadline_cases_without_one_last(open_case, worker):
     from datetime import timedelta
 

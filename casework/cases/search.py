@@ -251,12 +251,39 @@ def search(user: User, filters: Filters, *, per_page: int = PER_PAGE) -> Page:
         stmt = stmt.where(among(Case.id, ids) if isinstance(ids, list) else Case.id.in_(ids))
     stmt = stmt.where(*conditions)
     total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    if filters.unassigned and filters.open_only and matches is None:
+        return _queue_page(stmt, total, page, per_page)
     ordered = stmt.order_by(*DEADLINE_ORDER)
     page_rows = ordered.options(*_listed()).offset((page - 1) * per_page).limit(per_page)
     items = list(db.session.scalars(page_rows))
     if matches is not None and matches.to_confirm:
         items = [case for case in items if _name_matches(case, matches.to_confirm)]
     return Page(items=items, total=total, page=page, per_page=per_page)
+
+
+def _queue_page(stmt: Select, total: int, page: int, per_page: int) -> Page:
+    """A page of open unassigned cases: the queue a supervisor assigns from, short by nature and found at once by
+    ``ix_cases_unassigned``. Left to itself, PostgreSQL walked all cases in deadline order
+    (``ix_cases_next_deadline_at``) looking for the first unassigned ones of the user's communes: 74 ms at 1,000,000
+    cases for a supervisor whose 3,000 were far down that order. A materialized CTE makes it read the queue, then
+    sort it: 6 ms."""
+    queue = (
+        stmt.with_only_columns(Case.id, Case.next_deadline_at, Case.received_at)
+        .cte("queue")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    shown = list(
+        db.session.scalars(
+            select(queue.c.id)
+            .order_by(queue.c.next_deadline_at.asc().nulls_last(), queue.c.received_at.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+    )
+    loaded = {
+        case.id: case for case in db.session.scalars(select(Case).where(among(Case.id, shown)).options(*_listed()))
+    }
+    return Page(items=[loaded[case_id] for case_id in shown], total=total, page=page, per_page=per_page)
 
 
 def _filter_conditions(filters: Filters) -> list:
@@ -392,17 +419,41 @@ class TeamRow:
 def team_caseload(supervisor: User) -> list[TeamRow]:
     """Open and overdue cases per worker in the supervisor's communes, and the unassigned ones."""
     now = utcnow()
-    base = scoped_cases(supervisor).where(Case.closed_at.is_(None)).subquery()
-    rows = db.session.execute(
-        select(
-            base.c.assigned_to_id,
-            func.count(),
-            func.count().filter(and_(base.c.next_deadline_at.is_not(None), base.c.next_deadline_at < now)),
-        ).group_by(base.c.assigned_to_id)
-    ).all()
-    result = []
-    for worker_id, open_count, overdue in rows:
-        worker = db.session.get(User, worker_id) if worker_id else None
-        result.append(TeamRow(worker=worker, open_cases=open_count, overdue=int(overdue or 0)))
+    # Open cases per worker as the database keeps them (OpenCaseload); the overdue ones read for those workers only,
+    # from their caseloads' index, and the unassigned ones from theirs (ix_cases_unassigned): counting every open
+    # case of two communes holding 72,000 took 52 ms at 1,000,000 cases.
+    open_counts = {
+        worker_id: int(n)
+        for worker_id, n in db.session.execute(
+            scope.filter_to_scope(
+                select(OpenCaseload.assigned_to_id, func.sum(OpenCaseload.open_cases)),
+                OpenCaseload.commune_code,
+                supervisor,
+            ).group_by(OpenCaseload.assigned_to_id)
+        )
+        if n
+    }
+    overdue: dict = {}
+    if open_counts:
+        overdue = dict(
+            db.session.execute(
+                scoped_cases(supervisor)
+                .with_only_columns(Case.assigned_to_id, func.count())
+                .where(among(Case.assigned_to_id, list(open_counts)), overdue_condition(now))
+                .group_by(Case.assigned_to_id)
+            ).all()
+        )
+    late = and_(Case.next_deadline_at.is_not(None), Case.next_deadline_at < now)
+    unassigned, unassigned_late = db.session.execute(
+        scoped_cases(supervisor)
+        .with_only_columns(func.count(), func.count().filter(late))
+        .where(Case.closed_at.is_(None), Case.assigned_to_id.is_(None))
+    ).one()
+    result = [
+        TeamRow(worker=db.session.get(User, worker_id), open_cases=n, overdue=int(overdue.get(worker_id, 0)))
+        for worker_id, n in open_counts.items()
+    ]
+    if unassigned:
+        result.append(TeamRow(worker=None, open_cases=unassigned, overdue=int(unassigned_late)))
     result.sort(key=lambda r: (r.worker is not None, -(r.overdue), r.worker.username if r.worker else ""))
     return result
