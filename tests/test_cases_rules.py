@@ -780,8 +780,6 @@ def test_caseload_counts_are_of_open_cases_in_the_workers_area_and_a_team_counts
 
 def _open_caseloads() -> tuple[dict, dict]:
     """What ``open_caseloads`` holds (zero rows left out), and what counting the cases gives."""
-    from sqlalchemy import func
-
     from casework.cases.models import OpenCaseload
 
     kept = {
@@ -789,15 +787,7 @@ def _open_caseloads() -> tuple[dict, dict]:
         for row in db.session.scalars(select(OpenCaseload))
         if row.open_cases
     }
-    counted = {
-        (worker_id, commune): n
-        for worker_id, commune, n in db.session.execute(
-            select(Case.assigned_to_id, Case.commune_code, func.count())
-            .where(Case.closed_at.is_(None), Case.assigned_to_id.is_not(None))
-            .group_by(Case.assigned_to_id, Case.commune_code)
-        )
-    }
-    return kept, counted
+    return kept, operations.count_open_caseloads()
 
 
 def test_the_open_cases_kept_per_worker_follow_every_way_a_case_changes(open_case, worker, supervisor, make_user):

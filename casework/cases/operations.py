@@ -841,6 +841,18 @@ def normalised_name(name: str) -> str:
     return fold(name)
 
 
+def count_open_caseloads() -> dict[tuple[uuid.UUID, str], int]:
+    """Open cases per (worker id, commune), counted from the cases: what ``open_caseloads`` must hold."""
+    return {
+        (worker_id, commune): n
+        for worker_id, commune, n in db.session.execute(
+            select(Case.assigned_to_id, Case.commune_code, func.count())
+            .where(Case.closed_at.is_(None), Case.assigned_to_id.is_not(None))
+            .group_by(Case.assigned_to_id, Case.commune_code)
+        )
+    }
+
+
 def recount_open_caseloads() -> list[tuple[uuid.UUID, str, int, int]]:
     """Count every worker's open cases per commune afresh and put right what ``open_caseloads`` holds.
 
@@ -852,14 +864,7 @@ def recount_open_caseloads() -> list[tuple[uuid.UUID, str, int, int]]:
         # No case may change between the count and the rewrite; SQLite's single writer gives the same below.
         db.session.execute(text("LOCK TABLE cases IN SHARE ROW EXCLUSIVE MODE"))
     kept = {(r.assigned_to_id, r.commune_code): r.open_cases for r in db.session.scalars(select(OpenCaseload))}
-    counted = {
-        (worker_id, commune): n
-        for worker_id, commune, n in db.session.execute(
-            select(Case.assigned_to_id, Case.commune_code, func.count())
-            .where(Case.closed_at.is_(None), Case.assigned_to_id.is_not(None))
-            .group_by(Case.assigned_to_id, Case.commune_code)
-        )
-    }
+    counted = count_open_caseloads()
     wrong = sorted(
         (worker_id, commune, kept.get((worker_id, commune), 0), counted.get((worker_id, commune), 0))
         for worker_id, commune in kept.keys() | counted.keys()
