@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -175,6 +176,21 @@ def test_security_headers_on_every_page(client):
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_the_pages_icon_is_a_static_file_that_leaves_the_session_alone(make_user, auth, client):
+    """A page without an icon of its own makes the browser ask for /favicon.ico beside the sign-in. That 404 page
+    answered with the cookie of the session as it was before the sign-in, and when it arrived after the sign-in's
+    answer the user was signed out again. The icon is a static file, which sets no cookie."""
+    page = client.get("/login").get_data(as_text=True)
+    href = re.search(r'<link rel="icon" href="([^"]+)"', page).group(1)
+    assert href == "/static/favicon.svg"
+    make_user(username="icon")
+    assert auth.login("icon").status_code == 302
+    icon = client.get(href)
+    assert (icon.status_code, icon.mimetype) == (200, "image/svg+xml")
+    assert "Set-Cookie" not in icon.headers
+    assert 'href="/static/favicon.svg"' in client.get("/").get_data(as_text=True)  # every page, signed in too
 
 
 def test_passwords_are_stored_as_argon2id(make_user):
