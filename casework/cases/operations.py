@@ -872,9 +872,9 @@ def recount_open_caseloads() -> list[tuple[uuid.UUID, str, int, int]]:
     )
     if wrong:
         db.session.execute(delete(OpenCaseload))
-    if wrong and counted:
-        db.session.execute(
-            insert(OpenCaseload),
-            [{"assigned_to_id": w, "commune_code": c, "open_cases": n} for (w, c), n in counted.items()],
-        )
+        if counted:
+            db.session.execute(
+                insert(OpenCaseload),
+                [{"assigned_to_id": w, "commune_code": c, "open_cases": n} for (w, c), n in counted.items()],
+            )
     return wrong

@@ -283,7 +283,8 @@ def _queue_page(stmt: Select, total: int, page: int, per_page: int) -> Page:
     loaded = {
         case.id: case for case in db.session.scalars(select(Case).where(among(Case.id, shown)).options(*_listed()))
     }
-    return Page(items=[loaded[case_id] for case_id in shown], total=total, page=page, per_page=per_page)
+    items = [loaded[case_id] for case_id in shown if case_id in loaded]  # one closed meanwhile is left out
+    return Page(items=items, total=total, page=page, per_page=per_page)
 
 
 def _filter_conditions(filters: Filters) -> list:
@@ -443,10 +444,9 @@ def team_caseload(supervisor: User) -> list[TeamRow]:
                 .group_by(Case.assigned_to_id)
             ).all()
         )
-    late = and_(Case.next_deadline_at.is_not(None), Case.next_deadline_at < now)
     unassigned, unassigned_late = db.session.execute(
         scoped_cases(supervisor)
-        .with_only_columns(func.count(), func.count().filter(late))
+        .with_only_columns(func.count(), func.count().filter(overdue_condition(now)))
         .where(Case.closed_at.is_(None), Case.assigned_to_id.is_(None))
     ).one()
     result = [
