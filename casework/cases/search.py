@@ -283,7 +283,7 @@ def _queue_page(stmt: Select, total: int, page: int, per_page: int) -> Page:
     loaded = {
         case.id: case for case in db.session.scalars(select(Case).where(among(Case.id, shown)).options(*_listed()))
     }
-    items = [loaded[case_id] for case_id in shown if case_id in loaded]  # one closed meanwhile is left out
+    items = [loaded[case_id] for case_id in shown if case_id in loaded]  # an id whose case is gone is skipped
     return Page(items=items, total=total, page=page, per_page=per_page)
 
 
